@@ -1,0 +1,59 @@
+"""The `claractl` command: global options, then one module per command group.
+
+Each module in `claractl.cli` exposes `register(app)`; this file only wires them together.
+The CLI parses and prints; all logic lives in the package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Optional
+
+import typer
+
+from claractl.cli import console as cli_console
+
+# Command modules, in the order they appear in `claractl --help`.
+COMMAND_MODULES = [
+    "validate",      # validate, schema
+    "init",          # init
+    "plan",          # plan, apply, destroy, show, force-unlock
+    "render",        # render (kubernetes manifests for GitOps)
+    "platform",      # platform start|stop|status|logs|serve
+    "jobs",          # jobs …, pipelines …
+    "dicom",         # dicom echo|send|status
+    "version",       # version
+]
+
+app = typer.Typer(
+    name="claractl",
+    help="Declarative control of a medical imaging AI platform: plan and apply one project file.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def main(
+    directory: Optional[str] = typer.Option(
+        None, "-C", "--directory", help="Run as if claractl was started in DIR."
+    ),
+    no_color: bool = typer.Option(False, "--no-color", help="Plain output without colour (also NO_COLOR)."),
+    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More detail; repeat for debug logs."),
+) -> None:
+    if directory:
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot change to {directory}: {exc.strerror}", param_hint="-C")
+    cli_console.configure(no_color=no_color, verbose=verbose)
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"claractl.cli.{_name}").register(app)
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,153 @@
+"""Settings of one running platform, as the local target writes them and `platform serve` reads them.
+
+The file is `<state-dir>/platform.json` (or given with `--config`). Every component takes its
+settings from here; the local target compares the running settings (GET /api/v1/config) with the
+project's to decide which components to restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE_DIR = ".clara"
+CONFIG_FILE = "platform.json"
+
+
+@dataclass
+class ApiSettings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    workers: int = 2                     # engine worker slots (concurrent jobs at most)
+    token: str | None = None             # bearer token for writes; also CLARA_API_TOKEN; never logged
+
+
+@dataclass
+class StoreSettings:
+    database: str = "sqlite"             # "sqlite" → <state-dir>/clara.db, or a SQLAlchemy URL
+
+
+@dataclass
+class EngineSettings:
+    cpu: float = 0.0                     # capacity in cores; 0 = os.cpu_count()
+    memory: int = 0                      # capacity in MB; 0 = physical memory
+    gpu: int = 0                         # capacity in GPUs
+    job_timeout: float = 600.0           # seconds
+    payload_retention: float = 86400.0   # seconds after all export tasks of a job finished
+    executor: str = "local"              # local | kubernetes
+
+
+@dataclass
+class DicomSettings:
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 11112
+    ae_title: str = "CLARA"
+    max_associations: int = 25
+    reject_unknown_sources: bool = True
+    watermark_percent: float = 85.0      # refuse instances when the disk is fuller than this
+    reserve_mb: int = 0                  # … or has fewer free MB than this
+    overwrite_duplicates: bool = True
+
+
+@dataclass
+class InferenceSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    url: str | None = None               # external Triton (kubernetes); None = embedded service
+
+
+@dataclass
+class RenderSettings:
+    enabled: bool = True
+    port: int = 8080
+
+
+@dataclass
+class PlatformConfig:
+    state_dir: str = DEFAULT_STATE_DIR
+    api: ApiSettings = field(default_factory=ApiSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    dicom: DicomSettings = field(default_factory=DicomSettings)
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
+    render: RenderSettings = field(default_factory=RenderSettings)
+
+    # Derived locations under the state dir.
+    @property
+    def root(self) -> Path:
+        return Path(self.state_dir).resolve()
+
+    @property
+    def payloads_dir(self) -> Path:
+        return self.root / "payloads"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def dicom_dir(self) -> Path:
+        """Where the DICOM adapter keeps open groups until they become job payloads."""
+        return self.root / "dicom"
+
+    @property
+    def database_url(self) -> str:
+        if self.store.database == "sqlite":
+            return f"sqlite:///{self.root / 'clara.db'}"
+        return self.store.database
+
+    @property
+    def api_url(self) -> str:
+        host = "127.0.0.1" if self.api.host in ("0.0.0.0", "::") else self.api.host
+        return f"http://{host}:{self.api.port}"
+
+    @property
+    def api_token(self) -> str | None:
+        return os.environ.get("CLARA_API_TOKEN") or self.api.token
+
+    def to_dict(self, redact: bool = True) -> dict[str, Any]:
+        data = asdict(self)
+        if redact and data["api"]["token"]:
+            data["api"]["token"] = "(sensitive)"
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PlatformConfig":
+        sections = {f.name: f.type for f in fields(cls) if f.name != "state_dir"}
+        kwargs: dict[str, Any] = {"state_dir": data.get("state_dir", DEFAULT_STATE_DIR)}
+        for name in sections:
+            section_cls = {
+                "api": ApiSettings, "store": StoreSettings, "engine": EngineSettings,
+                "dicom": DicomSettings, "inference": InferenceSettings, "render": RenderSettings,
+            }[name]
+            kwargs[name] = section_cls(**data.get(name, {}))
+        return cls(**kwargs)
+
+    @classmethod
+    def load(cls, state_dir: str | os.PathLike[str]) -> "PlatformConfig":
+        """Read `<state_dir>/platform.json`; defaults when it does not exist yet."""
+        path = Path(state_dir) / CONFIG_FILE
+        if not path.exists():
+            return cls(state_dir=str(Path(state_dir).resolve()))
+        data = json.loads(path.read_text())
+        data["state_dir"] = str(Path(state_dir).resolve())
+        return cls.from_dict(data)
+
+    def save(self) -> Path:
+        """Write atomically (temp file + rename) so a crash never leaves half a config."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / CONFIG_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(redact=False), indent=2, sort_keys=True))
+        os.replace(tmp, path)
+        return path

@@ -1,0 +1,1 @@
+"""Bundled claractl operators (one subpackage each: code, operator.yaml, Dockerfile, README)."""
