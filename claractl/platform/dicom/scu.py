@@ -1,0 +1,196 @@
+"""Our SCU: C-ECHO and parallel C-STORE of DICOM files, sent as stored (never decoded).
+
+Used by the export agent and by `claractl dicom echo|send`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.filereader import read_file_meta_info
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+from pynetdicom.status import code_to_category
+
+from claractl.platform.dicom.netutil import NODELAY_HANDLER
+
+log = logging.getLogger("claractl.dicom")
+MAX_CONTEXTS = 128
+_ADDRESS = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>\[[^\]]+\]|[^:]+):(?P<port>\d{1,5})$")
+
+
+class DicomPeerError(Exception):
+    """A DICOM peer refused or could not be reached; the message names the peer."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    ae_title: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+def parse_peer(text: str) -> Peer:
+    """'AE@HOST:PORT' → Peer; ValueError with the expected form otherwise."""
+    m = _ADDRESS.match(text.strip())
+    if not m or not (0 < int(m["port"]) < 65536):
+        raise ValueError(f"{text!r} is not AE@HOST:PORT (AE 1-16 chars, port 1-65535)")
+    return Peer(m["ae"], m["host"].strip("[]"), int(m["port"]))
+
+
+@dataclass
+class SendResult:
+    path: Path
+    status: int | None      # DIMSE status, None when nothing was sent
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and code_to_category(self.status) in ("Success", "Warning")
+
+
+def _describe(status: int) -> str:
+    return f"0x{status:04X} {code_to_category(status)}"
+
+
+def _new_ae(calling_ae: str) -> AE:
+    ae = AE(ae_title=calling_ae)
+    ae.acse_timeout = 30
+    ae.dimse_timeout = 120
+    ae.network_timeout = 120
+    ae.connection_timeout = 10
+    ae.maximum_pdu_size = 0
+    return ae
+
+
+def _reject_text(assoc) -> str:
+    if assoc.is_rejected and assoc.acceptor.primitive is not None:
+        p = assoc.acceptor.primitive
+        reasons = {(1, 3): "calling AE not recognised", (1, 7): "called AE not recognised",
+                   (3, 2): "local limit exceeded", (3, 1): "temporary congestion"}
+        why = reasons.get((p.result_source, p.diagnostic), "no reason given")
+        return f"association rejected (result {p.result}, source {p.result_source}, reason {p.diagnostic}: {why})"
+    if assoc.is_aborted:
+        return "association aborted by peer"
+    return "cannot connect"
+
+
+def echo(peer: Peer, calling_ae: str = "CLARACTL") -> str:
+    """C-ECHO; returns the status text or raises DicomPeerError."""
+    ae = _new_ae(calling_ae)
+    ae.add_requested_context(Verification)
+    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, evt_handlers=[NODELAY_HANDLER])
+    if not assoc.is_established:
+        raise DicomPeerError(f"{peer}: {_reject_text(assoc)}")
+    try:
+        rsp = assoc.send_c_echo()
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    if not rsp or "Status" not in rsp:
+        raise DicomPeerError(f"{peer}: no C-ECHO response")
+    return _describe(int(rsp.Status))
+
+
+def is_dicom_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def collect_files(paths: Iterable[Path]) -> list[Path]:
+    """Files given, directories expanded recursively (sorted), DICOM Part 10 only."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        candidates = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        out.extend(q for q in candidates if is_dicom_file(q))
+    return out
+
+
+def _send_chunk(peer: Peer, calling_ae: str, files: list[Path], results: dict[Path, SendResult],
+                on_done: Callable[[SendResult], None] | None) -> None:
+    def done(r: SendResult) -> None:
+        results[r.path] = r
+        if on_done:
+            on_done(r)
+
+    metas: dict[Path, tuple[str, str]] = {}
+    for f in files:
+        try:
+            m = read_file_meta_info(f)
+            metas[f] = (str(m.MediaStorageSOPClassUID), str(m.TransferSyntaxUID))
+        except Exception as exc:
+            done(SendResult(f, None, f"cannot read file meta: {exc}"))
+    pending = [f for f in files if f in metas]
+    while pending:
+        # One association per batch of at most 128 distinct (SOP class, transfer syntax) pairs.
+        pairs: list[tuple[str, str]] = []
+        batch: list[Path] = []
+        for f in pending:
+            if metas[f] not in pairs:
+                if len(pairs) == MAX_CONTEXTS:
+                    continue
+                pairs.append(metas[f])
+            batch.append(f)
+        pending = [f for f in pending if f not in set(batch)]
+        ae = _new_ae(calling_ae)
+        for sop_class, ts in pairs:
+            ae.add_requested_context(sop_class, ts)
+        assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, evt_handlers=[NODELAY_HANDLER])
+        if not assoc.is_established:
+            why = _reject_text(assoc)
+            for f in batch:
+                done(SendResult(f, None, why))
+            continue
+        try:
+            for f in batch:
+                if not assoc.is_established:
+                    done(SendResult(f, None, "association lost"))
+                    continue
+                try:
+                    rsp = assoc.send_c_store(f)
+                except Exception as exc:   # no accepted context, unreadable file
+                    done(SendResult(f, None, str(exc)))
+                    continue
+                if rsp and "Status" in rsp:
+                    status = int(rsp.Status)
+                    done(SendResult(f, status, _describe(status)))
+                else:
+                    done(SendResult(f, None, "no response (timeout or abort)"))
+        finally:
+            if assoc.is_established:
+                assoc.release()
+
+
+def send_files(peer: Peer, files: list[Path], *, calling_ae: str = "CLARACTL", associations: int = 1,
+               on_done: Callable[[SendResult], None] | None = None) -> list[SendResult]:
+    """C-STORE `files` over up to `associations` parallel associations; one result per file, in order."""
+    results: dict[Path, SendResult] = {}
+    n = max(1, min(associations, len(files)))
+    chunks = [files[i::n] for i in range(n)]
+    lock = threading.Lock()
+
+    def locked_done(r: SendResult) -> None:
+        with lock:
+            if on_done:
+                on_done(r)
+
+    threads = [threading.Thread(target=_send_chunk, args=(peer, calling_ae, c, results, locked_done), daemon=True)
+               for c in chunks if c]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [results.get(f, SendResult(f, None, "not sent")) for f in files]

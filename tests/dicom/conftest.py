@@ -1,0 +1,106 @@
+"""Fixtures for the DICOM adapter tests: a temp store, a running adapter, dcmtk/Orthanc helpers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from claractl.platform.config import PlatformConfig
+from claractl.platform.dicom import DicomAdapter
+from claractl.platform.dicom.synthetic import make_ct_series
+from claractl.platform.store import Store
+from claractl.platform.store.models import AETitle, Destination, Job, Pipeline, Source
+
+DCMTK = Path("/usr/bin")          # pynetdicom installs its own `storescu` etc. earlier on PATH
+PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}
+CALLED_AE = "ORGANSEG"
+PIPELINE = "ct-seg"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dcmtk(tool: str, *args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(DCMTK / tool), *args], env=PEER_ENV, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{tool} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return proc
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def seed(store: Store, sources=(("local-storescu", "STORESCU", "127.0.0.1"), ("local-echo", "ECHOSCU", "127.0.0.1"),
+                                ("local-test", "CLARATEST", "localhost"), ("orthanc", "ORTHANC", "127.0.0.1")),
+         timeout: float = 1.0, group_by: str = "0020,000D") -> None:
+    with store.session() as s:
+        s.add(Pipeline(name=PIPELINE, name_key=PIPELINE, definition_text="",
+                       definition={"name": PIPELINE, "operators": [{"name": "reader"}, {"name": "seg", "input": [{"from": "reader"}]}]}))
+        s.add(AETitle(ae_title=CALLED_AE, pipelines=[PIPELINE], group_by=group_by, timeout=timeout, priority="higher"))
+        for name, ae, host in sources:
+            s.add(Source(name=name, ae_title=ae, host=host))
+
+
+def jobs(store: Store) -> list[Job]:
+    with store.session() as s:
+        return list(s.scalars(select(Job).options(selectinload(Job.operators)).order_by(Job.created_at)))
+
+
+@pytest.fixture
+def platform(tmp_path):
+    """(config, store) on a temp state dir with a pipeline, the ORGANSEG AE and local sources."""
+    config = PlatformConfig(state_dir=str(tmp_path / "state"))
+    config.dicom.port = free_port()
+    config.dicom.host = "127.0.0.1"
+    config.dicom.watermark_percent = 99.9
+    config.root.mkdir(parents=True)
+    store = Store(config.database_url)
+    store.create_all()
+    seed(store)
+    yield config, store
+    store.dispose()
+
+
+@pytest.fixture
+def adapter(platform):
+    config, store = platform
+    a = DicomAdapter(config, store, export_agent=False, config_ttl=0.2, close_interval=0.05)
+    a.start()
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope="session")
+def ct200(tmp_path_factory) -> list[Path]:
+    return make_ct_series(tmp_path_factory.mktemp("ct200"), 200)
+
+
+@pytest.fixture(scope="session")
+def ct5(tmp_path_factory) -> list[Path]:
+    return make_ct_series(tmp_path_factory.mktemp("ct5"), 5, size=64)
+
+
+def dataset_bytes(path: Path) -> bytes:
+    """The file minus preamble and file meta group: what travels in the C-STORE."""
+    data = path.read_bytes()
+    assert data[128:132] == b"DICM"
+    group_len = int.from_bytes(data[140:144], "little")   # (0002,0000) UL, explicit VR
+    return data[144 + group_len:]
