@@ -1,9 +1,237 @@
-"""Commands of this group are being built; see the issue tracker."""
+"""plan, apply, destroy, show, force-unlock: parse options, call the engine, print.
+
+Exit codes: 0 success (and "no changes" with --detailed-exitcode), 1 error, 2 changes present
+(only with --detailed-exitcode).
+"""
 
 from __future__ import annotations
 
+import re
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Callable, List, Optional
+
 import typer
+
+from claractl.cli import console as cli_console
+
+FILE_HELP = "Project file (default: clara.yaml in the current directory)."
+ONLY_HELP = "Plan only this address, kind (`pipeline`) or prefix; repeatable."
+EXCLUDE_HELP = "Leave out this address, kind or prefix; repeatable."
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class Failed(Exception):
+    """An error already worded for the user; exit 1."""
+
+
+def _duration(text: str) -> float:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text or "0")
+    if not m:
+        raise typer.BadParameter(f"{text!r} is not a duration (e.g. 30s, 2m)", param_hint="--lock-timeout")
+    return float(m[1]) * {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[m[2]]
+
+
+def _load(file: Optional[str], fallback: str = ""):
+    from claractl.project import load_project
+
+    path = Path(file) if file else Path("clara.yaml")
+    if not file and not path.exists() and fallback:
+        path = Path(fallback)
+    if not path.exists():
+        raise Failed(f"{path}: project file not found (use -f FILE)")
+    return load_project(path)
+
+
+def _run(body: Callable[[], int]) -> None:
+    """Map known errors to a message and exit 1; never a traceback for bad input."""
+    from claractl.plan import PlanError
+    from claractl.project.model import ProjectError
+
+    try:
+        code = body()
+    except ProjectError as exc:
+        for d in exc.diagnostics:
+            cli_console.err_console.print(f"[red]Error:[/red] {d}", markup=True, highlight=False)
+        raise typer.Exit(1)
+    except (PlanError, Failed, OSError) as exc:
+        cli_console.err_console.print(f"[red]Error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1)
+    raise typer.Exit(code)
+
+
+def _print_plan(plan, output: Output) -> None:
+    from claractl.plan.render import render_json, render_markdown, render_text
+
+    if output is Output.json:
+        sys.stdout.write(render_json(plan))
+    elif output is Output.markdown:
+        sys.stdout.write(render_markdown(plan))
+    else:
+        cli_console.console.print(render_text(plan, verbose=cli_console.verbosity > 0), end="")
+
+
+def _confirm(auto_approve: bool, what: str) -> None:
+    if auto_approve:
+        return
+    if cli_console.is_ci() or not sys.stdin.isatty():
+        raise Failed(f"refusing to {what} without confirmation in a non-interactive run; "
+                     "pass --auto-approve or apply a saved plan file")
+    answer = typer.prompt(f"Do you want to {what}? Only 'yes' will be accepted", default="", show_default=False)
+    if answer.strip() != "yes":
+        raise Failed(f"{what} cancelled")
+
+
+def _progress():
+    started: dict[str, float] = {}
+    verbs = {"create": "creating", "update": "updating", "replace": "replacing", "delete": "deleting"}
+
+    def on_event(phase: str, change, message: Optional[str]) -> None:
+        con = cli_console.console
+        if phase == "start":
+            started[change.address] = time.monotonic()
+            con.print(f"{change.address}: {verbs.get(change.action, change.action)}…", highlight=False)
+        else:
+            took = time.monotonic() - started.get(change.address, time.monotonic())
+            if phase == "done":
+                con.print(f"[green]{change.address}: {change.action} done[/green] ({took:.1f} s)", highlight=False)
+            else:
+                con.print(f"[red]{change.address}: {change.action} failed[/red] after {took:.1f} s: {message}",
+                          highlight=False, markup=True)
+    return on_event
+
+
+def _execute(target, plan, parallelism: int) -> int:
+    from claractl.plan.render import render_apply_result
+    from claractl.targets import execute
+
+    result = execute(target, plan, parallelism=parallelism, on_event=_progress())
+    cli_console.console.print(render_apply_result(result), end="")
+    return 0 if result.ok else 1
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add plan, apply, destroy, show and force-unlock to the root app."""
+
+    @app.command("plan")
+    def plan_cmd(
+        file: Optional[str] = typer.Option(None, "-f", "--file", help=FILE_HELP),
+        out: Optional[str] = typer.Option(None, "--out", help="Save the plan to this file for `claractl apply FILE`."),
+        output: Output = typer.Option(Output.text, "-o", "--output", help="text, json or markdown."),
+        detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0 no changes, 1 error, 2 changes."),
+        only: List[str] = typer.Option([], "--only", help=ONLY_HELP),
+        exclude: List[str] = typer.Option([], "--exclude", help=EXCLUDE_HELP),
+        destroy: bool = typer.Option(False, "--destroy", help="Plan the removal of everything the project manages."),
+    ) -> None:
+        """Show what apply would change: the project compared with the target, read live."""
+        def body() -> int:
+            from claractl.plan import write_plan
+            from claractl.targets import get_target, make_plan
+
+            target = get_target(_load(file))
+            plan = make_plan(target, destroy=destroy, only=only, exclude=exclude)
+            if out:
+                write_plan(plan, out)
+            _print_plan(plan, output)
+            if out and output is Output.text:
+                cli_console.console.print(f"\nSaved the plan to {out}. Apply exactly this plan with "
+                                          f"`claractl apply {out}`.", highlight=False)
+            return 2 if detailed_exitcode and plan.has_changes else 0
+        _run(body)
+
+    @app.command("apply")
+    def apply_cmd(
+        plan_file: Optional[str] = typer.Argument(None, help="A plan saved with `plan --out`; applied exactly."),
+        file: Optional[str] = typer.Option(None, "-f", "--file", help=FILE_HELP),
+        auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for confirmation."),
+        only: List[str] = typer.Option([], "--only", help=ONLY_HELP),
+        exclude: List[str] = typer.Option([], "--exclude", help=EXCLUDE_HELP),
+        parallelism: int = typer.Option(10, "--parallelism", min=1, help="Changes applied at the same time."),
+        lock_timeout: str = typer.Option("0s", "--lock-timeout", help="Wait this long for another apply (e.g. 30s, 2m)."),
+    ) -> None:
+        """Make the target match the project, in dependency order, waiting for health."""
+        timeout = _duration(lock_timeout)
+
+        def body() -> int:
+            from claractl.plan import read_plan
+            from claractl.targets import get_target, locked, make_plan, verify_plan
+
+            if plan_file:
+                if only or exclude:
+                    raise Failed("--only/--exclude belong to `plan`; a saved plan is applied exactly as saved")
+                plan = read_plan(plan_file)
+                target = get_target(_load(file, fallback=plan.project_file))
+                with locked(target, timeout):
+                    verify_plan(target, plan)
+                    if not plan.has_changes:
+                        cli_console.console.print("No changes. Nothing to apply.", highlight=False)
+                        return 0
+                    _print_plan(plan, Output.text)
+                    return _execute(target, plan, parallelism)
+            target = get_target(_load(file))
+            with locked(target, timeout):
+                plan = make_plan(target, only=only, exclude=exclude)
+                _print_plan(plan, Output.text)
+                if not plan.has_changes:
+                    return 0
+                _confirm(auto_approve, "perform these actions")
+                return _execute(target, plan, parallelism)
+        _run(body)
+
+    @app.command("destroy")
+    def destroy_cmd(
+        file: Optional[str] = typer.Option(None, "-f", "--file", help=FILE_HELP),
+        auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for confirmation."),
+        parallelism: int = typer.Option(10, "--parallelism", min=1, help="Changes applied at the same time."),
+        lock_timeout: str = typer.Option("0s", "--lock-timeout", help="Wait this long for another apply."),
+    ) -> None:
+        """Remove everything this project manages; objects made by hand or by other projects stay."""
+        timeout = _duration(lock_timeout)
+
+        def body() -> int:
+            from claractl.targets import get_target, locked, make_plan
+
+            target = get_target(_load(file))
+            with locked(target, timeout):
+                plan = make_plan(target, destroy=True)
+                _print_plan(plan, Output.text)
+                if not plan.has_changes:
+                    return 0
+                _confirm(auto_approve, "destroy everything this project manages")
+                return _execute(target, plan, parallelism)
+        _run(body)
+
+    @app.command("show")
+    def show_cmd(
+        plan_file: str = typer.Argument(..., help="A plan saved with `plan --out`."),
+        output: Output = typer.Option(Output.text, "-o", "--output", help="text, json or markdown."),
+    ) -> None:
+        """Print a saved plan."""
+        def body() -> int:
+            from claractl.plan import read_plan
+
+            _print_plan(read_plan(plan_file), output)
+            return 0
+        _run(body)
+
+    @app.command("force-unlock")
+    def force_unlock_cmd(
+        lock_id: str = typer.Argument(..., help="The lock ID printed by the apply that is waiting."),
+        file: Optional[str] = typer.Option(None, "-f", "--file", help=FILE_HELP),
+    ) -> None:
+        """Release an apply lock left by a process that is gone."""
+        def body() -> int:
+            from claractl.targets import get_target
+
+            target = get_target(_load(file))
+            target.force_unlock(lock_id)
+            cli_console.console.print(f"Released apply lock {lock_id} on {target.scope}.", highlight=False)
+            return 0
+        _run(body)

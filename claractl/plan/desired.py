@@ -1,0 +1,51 @@
+"""Desired state: what the project says each managed object should look like."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from claractl.plan import address as addr
+from claractl.plan.digest import model_digest
+from claractl.plan.state import Resource
+from claractl.project.model import Project
+
+ServiceMapper = Callable[[Project], dict[str, dict[str, Any]]]
+
+
+def model_fields(path) -> dict[str, Any]:
+    return {"digest": model_digest(path), "state": "LOADED"}
+
+
+def desired_state(project: Project, services: ServiceMapper | None = None) -> dict[str, Resource]:
+    """Every object the project manages, keyed by address.
+
+    `services` lets a target say which service settings it manages (the local target maps them
+    onto PlatformConfig; Kubernetes onto chart values). Default: the project's services as written.
+    """
+    out: dict[str, Resource] = {}
+
+    def put(res: Resource) -> None:
+        out[res.address] = res
+
+    service_fields = services(project) if services else {k: dict(v) for k, v in project.services.items()}
+    for name, fields in service_fields.items():
+        put(Resource(addr.make("service", name), fields))
+    for m in project.models:
+        put(Resource(addr.make("model", m.name), model_fields(m.path), protect=m.lifecycle.protect, where=m.where))
+    for p in project.pipelines:
+        put(Resource(
+            addr.make("pipeline", p.name),
+            {"definition": p.definition, "export": list(p.export)},
+            protect=p.lifecycle.protect, where=p.where,
+        ))
+    for a in project.ae_titles:
+        put(Resource(addr.make("ae-title", a.ae_title), {
+            "pipelines": list(a.pipelines), "group-by": a.group_by,
+            "timeout": float(a.timeout), "priority": a.priority,
+        }, where=a.where))
+    for s in project.sources:
+        put(Resource(addr.make("source", s.name), {"ae-title": s.ae_title, "host": s.host}, where=s.where))
+    for d in project.destinations:
+        put(Resource(addr.make("destination", d.name),
+                     {"ae-title": d.ae_title, "host": d.host, "port": int(d.port)}, where=d.where))
+    return out
