@@ -1,0 +1,223 @@
+"""Find what the viewer can show for a job: CT volumes (NIfTI) and their label maps.
+
+Where volumes come from, first hit wins:
+1. the renderserver index (files a `renderserver` export task published, see agent.py);
+2. the payload's NIfTI files: volumes from `input/` and `operators/dicom-reader/`, label maps
+   from `operators/ai-inference/` (same file name as the volume they belong to);
+3. the job's DICOM input, converted per series to NIfTI on first request and cached under
+   `<state-dir>/render/cache/<job-id>/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+VOLUME_DIRS = ("input", "operators/dicom-reader")
+LABEL_DIRS = ("operators/ai-inference",)
+MAX_SEGMENTS = 255
+
+# Distinct colours for segments 1..n (Tableau 10, then repeated with shifted hue).
+PALETTE = [
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
+]
+
+
+@dataclass
+class ViewSeries:
+    """One volume the viewer can open, with its label map if the job has one."""
+
+    key: str
+    volume: Path
+    label: Path | None = None
+    origin: str = "payload"            # renderserver | payload | dicom
+    segments: list[dict[str, Any]] = field(default_factory=list)
+
+
+def nifti_stem(path: Path) -> str:
+    name = path.name
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def is_nifti(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(NIFTI_SUFFIXES)
+
+
+def _niftis_under(root: Path, rel_dirs: tuple[str, ...]) -> list[Path]:
+    found: list[Path] = []
+    for rel in rel_dirs:
+        base = root / rel
+        if base.is_dir():
+            found.extend(sorted(p for p in base.rglob("*") if is_nifti(p)))
+    return found
+
+
+def classify_nifti(payload_root: Path, path: Path) -> str:
+    """'label' or 'volume' for a NIfTI file a renderserver task listed.
+
+    By location first (the bundled operators' layout), then by content: integer voxels with
+    few distinct values are a label map.
+    """
+    rel = path.relative_to(payload_root).as_posix() if path.is_relative_to(payload_root) else path.name
+    if any(rel.startswith(d + "/") for d in LABEL_DIRS):
+        return "label"
+    if any(rel.startswith(d + "/") for d in VOLUME_DIRS):
+        return "volume"
+    if re.search(r"(^|[/_.-])(seg|label|mask)", rel, re.I):
+        return "label"
+    img = nib.load(str(path))
+    if not np.issubdtype(img.get_data_dtype(), np.integer):
+        return "volume"
+    data = np.asanyarray(img.dataobj)[::4, ::4, ::2]
+    return "label" if np.unique(data).size <= 32 and data.min() >= 0 else "volume"
+
+
+def pair_series(volumes: list[Path], labels: list[Path], origin: str) -> list[ViewSeries]:
+    """Match label maps to volumes by file name; a single label goes with a single volume."""
+    by_stem = {nifti_stem(p): p for p in labels}
+    series = []
+    for vol in volumes:
+        label = by_stem.get(nifti_stem(vol))
+        if label is None and len(volumes) == 1 and len(labels) == 1:
+            label = labels[0]
+        series.append(ViewSeries(key=safe_key(nifti_stem(vol)), volume=vol, label=label, origin=origin))
+    # Volumes with a segmentation first: that is what a reader opens the viewer for.
+    series.sort(key=lambda s: s.label is None)
+    return series
+
+
+def safe_key(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z._-]", "_", text)[:128] or "volume"
+
+
+def segment_table(label: Path) -> list[dict[str, Any]]:
+    """Segments present in a label map: value, name (from a sidecar JSON if any), colour."""
+    data = np.asanyarray(nib.load(str(label)).dataobj)
+    values = np.unique(data[data > 0]).astype(int).tolist()[:MAX_SEGMENTS]
+    names = _segment_names(label)
+    return [
+        {
+            "value": v,
+            "name": names.get(str(v), f"segment {v}"),
+            "color": list(PALETTE[(v - 1) % len(PALETTE)]),
+        }
+        for v in values
+    ]
+
+
+def _segment_names(label: Path) -> dict[str, str]:
+    """Names from `<label-stem>.json` or `labels.json` beside the label map.
+
+    Either {"1": "liver", …} or {"labels": {"1": "liver"}} (also a list, index = value).
+    """
+    for candidate in (label.with_name(nifti_stem(label) + ".json"), label.with_name("labels.json")):
+        if not candidate.is_file():
+            continue
+        try:
+            raw = json.loads(candidate.read_text())
+        except (OSError, ValueError):
+            continue
+        raw = raw.get("labels", raw) if isinstance(raw, dict) else raw
+        if isinstance(raw, list):
+            return {str(i): str(n) for i, n in enumerate(raw)}
+        if isinstance(raw, dict):
+            return {str(k): str(v) for k, v in raw.items()}
+    return {}
+
+
+class VolumeFinder:
+    """Per-platform: locates (and converts, once) a job's viewable volumes."""
+
+    def __init__(self, payloads_dir: Path, render_dir: Path) -> None:
+        self.payloads_dir = payloads_dir
+        self.index_dir = render_dir / "index"
+        self.cache_dir = render_dir / "cache"
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._segments: dict[tuple[str, float], list[dict[str, Any]]] = {}
+
+    def _lock(self, job_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(job_id, threading.Lock())
+
+    # -- the renderserver index -------------------------------------------------------------
+    def index_path(self, job_id: str) -> Path:
+        return self.index_dir / f"{job_id}.json"
+
+    def write_index(self, job_id: str, entries: list[dict[str, str]]) -> None:
+        """Merge entries ({path, kind}) into the job's index; atomic (temp + rename)."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        current = {e["path"]: e for e in self.read_index(job_id)}
+        current.update({e["path"]: e for e in entries})
+        target = self.index_path(job_id)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(current.values(), key=lambda e: e["path"]), indent=1))
+        os.replace(tmp, target)
+
+    def read_index(self, job_id: str) -> list[dict[str, str]]:
+        path = self.index_path(job_id)
+        if not path.is_file():
+            return []
+        try:
+            return list(json.loads(path.read_text()))
+        except ValueError:
+            return []
+
+    # -- discovery --------------------------------------------------------------------------
+    def find(self, job_id: str, payload_id: str) -> list[ViewSeries]:
+        root = self.payloads_dir / payload_id
+        series = self._from_index(job_id, root) or self._from_payload(root) or self._from_dicom(job_id, root)
+        for s in series:
+            s.segments = self.segments(s.label) if s.label else []
+        return series
+
+    def _from_index(self, job_id: str, root: Path) -> list[ViewSeries]:
+        entries = self.read_index(job_id)
+        volumes = [root / e["path"] for e in entries if e["kind"] == "volume" and is_nifti(root / e["path"])]
+        labels = [root / e["path"] for e in entries if e["kind"] == "label" and is_nifti(root / e["path"])]
+        if not volumes:
+            return []
+        # A published volume may come without a published label map: use the payload's.
+        return pair_series(volumes, labels or _niftis_under(root, LABEL_DIRS), "renderserver")
+
+    def _from_payload(self, root: Path) -> list[ViewSeries]:
+        volumes = _niftis_under(root, VOLUME_DIRS)
+        return pair_series(volumes, _niftis_under(root, LABEL_DIRS), "payload") if volumes else []
+
+    def _from_dicom(self, job_id: str, root: Path) -> list[ViewSeries]:
+        from claractl.platform.render import dicom_volume  # pydicom import only when needed
+
+        input_dir = root / "input"
+        if not input_dir.is_dir():
+            return []
+        with self._lock(job_id):
+            out_dir = self.cache_dir / job_id
+            done = out_dir / "converted.json"
+            if done.is_file():
+                names = json.loads(done.read_text())
+            else:
+                names = dicom_volume.convert_series(input_dir, out_dir)
+                out_dir.mkdir(parents=True, exist_ok=True)
+                done.write_text(json.dumps(names))
+        volumes = [out_dir / n for n in names if (out_dir / n).is_file()]
+        return pair_series(volumes, _niftis_under(root, LABEL_DIRS), "dicom")
+
+    def segments(self, label: Path) -> list[dict[str, Any]]:
+        key = (str(label), label.stat().st_mtime)
+        if key not in self._segments:
+            self._segments[key] = segment_table(label)
+        return self._segments[key]

@@ -1,0 +1,143 @@
+// The 3D viewer of a job: CT volume rendering + three orthogonal planes (NiiVue, WebGL2), the
+// segmentation overlaid with per-segment colour and toggles, opacity, CT window/level presets.
+import { getJSON, HttpError } from '../api.js'
+import { h } from '../dom.js'
+import { notFound } from './notfound.js'
+
+// CT presets: [width, level] in Hounsfield units.
+export const PRESETS = {
+  'Soft tissue': [400, 40],
+  Lung: [1500, -600],
+  Bone: [1800, 400],
+  Brain: [80, 40],
+  Liver: [150, 30],
+  Abdomen: [350, 50],
+}
+const LAYOUTS = { 'Planes + 3D': 'multi', '3D only': 'render', Axial: 'axial', Coronal: 'coronal', Sagittal: 'sagittal' }
+
+export async function viewerPage(root, [jobId]) {
+  document.title = `Viewer · claractl`
+  document.body.dataset.viewer = 'loading'
+  let info
+  try {
+    [info] = await Promise.all([getJSON(`/jobs/${encodeURIComponent(jobId)}/viewer`)])
+  } catch (err) {
+    if (err instanceof HttpError && err.status === 404) return notFound(`There is no job with id ${jobId}.`)
+    throw err
+  }
+  const back = h('a', { href: `/ui/jobs/${jobId}` }, '← job')
+  if (!info.series.length) {
+    document.body.dataset.viewer = 'empty'
+    root.append(h('section', { 'data-page': 'viewer' }, back,
+      h('div', { class: 'viewer-message', id: 'viewer-message', role: 'status' }, info.message)))
+    return {}
+  }
+
+  const canvas = h('canvas', { id: 'viewer-canvas' })
+  const status = h('span', { class: 'muted', id: 'viewer-status' }, 'loading volume…')
+  const segList = h('ul', { class: 'segments', id: 'segments' })
+  const seriesSelect = h('select', { id: 'series-select' }, info.series.map((s, i) => h('option', { value: i }, `${s.key}${s.label_url ? ' (segmented)' : ''}`)))
+  const overlayToggle = h('input', { type: 'checkbox', id: 'overlay-toggle', checked: true })
+  const opacity = h('input', { type: 'range', id: 'overlay-opacity', min: 0, max: 1, step: 0.05, value: 0.5 })
+  const wl = { width: h('input', { type: 'number', id: 'window-width', value: 400 }), level: h('input', { type: 'number', id: 'window-level', value: 40 }) }
+  const presetButtons = Object.entries(PRESETS).map(([name, [w, l]]) =>
+    h('button', { class: 'preset', 'data-preset': name, onclick: () => setWindow(w, l) }, name))
+  const layout = h('select', { id: 'layout' }, Object.keys(LAYOUTS).map((k) => h('option', { value: LAYOUTS[k] }, k)))
+
+  root.append(h('section', { 'data-page': 'viewer', class: 'viewer' },
+    h('aside', { class: 'viewer-controls' },
+      back, h('h2', {}, 'Viewer'), status,
+      h('label', {}, 'Series ', seriesSelect),
+      h('label', {}, 'View ', layout),
+      h('h3', {}, 'Window / level'),
+      h('div', { class: 'presets' }, presetButtons),
+      h('div', { class: 'wl' }, h('label', {}, 'W ', wl.width), h('label', {}, 'L ', wl.level)),
+      h('h3', {}, 'Segmentation'),
+      h('label', {}, overlayToggle, ' show overlay'),
+      h('label', {}, 'opacity ', opacity),
+      segList),
+    h('div', { class: 'viewer-canvas' }, canvas)))
+
+  const { Niivue, SHOW_RENDER, SLICE_TYPE } = await import('@niivue/niivue')
+  const nv = new Niivue({
+    backColor: [0, 0, 0, 1], show3Dcrosshair: true, isColorbar: false, dragAndDropEnabled: false,
+    multiplanarShowRender: SHOW_RENDER.ALWAYS, loadingText: 'loading…', crosshairColor: [0.2, 0.8, 1, 0.8],
+  })
+  await nv.attachToCanvas(canvas)
+  let hidden = new Set()
+  let current = null
+
+  function labelColormap(segments) {
+    const cm = { R: [0], G: [0], B: [0], A: [0], I: [0], labels: ['background'] }
+    for (const s of segments) {
+      cm.R.push(s.color[0]); cm.G.push(s.color[1]); cm.B.push(s.color[2])
+      cm.A.push(hidden.has(s.value) ? 0 : 255); cm.I.push(s.value); cm.labels.push(s.name)
+    }
+    return cm
+  }
+
+  function applyOverlay() {
+    if (nv.volumes.length < 2) return
+    const label = nv.volumes[1]
+    label.setColormapLabel(labelColormap(current.segments))
+    nv.setOpacity(1, overlayToggle.checked ? Number(opacity.value) : 0)
+    nv.updateGLVolume()
+  }
+
+  function setWindow(width, level) {
+    wl.width.value = width; wl.level.value = level
+    const vol = nv.volumes[0]
+    if (!vol) return
+    vol.cal_min = level - width / 2
+    vol.cal_max = level + width / 2
+    nv.updateGLVolume()
+  }
+
+  function setLayout(mode) {
+    const types = { multi: SLICE_TYPE.MULTIPLANAR, render: SLICE_TYPE.RENDER, axial: SLICE_TYPE.AXIAL, coronal: SLICE_TYPE.CORONAL, sagittal: SLICE_TYPE.SAGITTAL }
+    nv.setSliceType(types[mode])
+  }
+
+  async function open(series) {
+    document.body.dataset.viewer = 'loading'
+    current = series
+    hidden = new Set()
+    status.textContent = 'loading volume…'
+    const volumes = [{ url: series.volume_url, colormap: 'gray', name: `${series.key}-volume.nii` }]
+    if (series.label_url) volumes.push({ url: series.label_url, opacity: Number(opacity.value), name: `${series.key}-label.nii`, colormapLabel: labelColormap(series.segments) })
+    try {
+      await nv.loadVolumes(volumes)
+    } catch (err) {
+      status.textContent = `could not load the volume: ${err.message || err}`
+      document.body.dataset.viewer = 'error'
+      return
+    }
+    applyOverlay()
+    setWindow(Number(wl.width.value), Number(wl.level.value))
+    setLayout(layout.value)
+    segList.replaceChildren(...(series.segments.length ? series.segments.map((s) => h('li', {},
+      h('label', {},
+        h('input', { type: 'checkbox', checked: true, 'data-segment': s.value, onchange: (e) => {
+          if (e.target.checked) hidden.delete(s.value); else hidden.add(s.value)
+          applyOverlay()
+        } }),
+        h('span', { class: 'swatch', style: { background: `rgb(${s.color.join(',')})` } }), ` ${s.name}`)))
+      : [h('li', { class: 'muted' }, series.label_url ? 'The label map is empty.' : 'No segmentation for this series.')]))
+    const dims = nv.volumes[0].dims
+    status.textContent = `${dims[1]}×${dims[2]}×${dims[3]} voxels · ${series.origin}`
+    nv.drawScene()
+    // Two frames so the canvas holds the drawn image before tests or users look at it.
+    requestAnimationFrame(() => requestAnimationFrame(() => { document.body.dataset.viewer = 'ready' }))
+  }
+
+  const redraw = (fn) => (e) => { fn(e); requestAnimationFrame(() => requestAnimationFrame(() => { document.body.dataset.drawn = String(Date.now()) })) }
+  overlayToggle.addEventListener('change', redraw(applyOverlay))
+  opacity.addEventListener('input', redraw(applyOverlay))
+  seriesSelect.addEventListener('change', () => open(info.series[Number(seriesSelect.value)]))
+  layout.addEventListener('change', () => setLayout(layout.value))
+  for (const input of [wl.width, wl.level]) input.addEventListener('change', () => setWindow(Number(wl.width.value), Number(wl.level.value)))
+
+  window.__claraViewer = nv   // for debugging from the console
+  await open(info.series[0])
+  return { dispose() { delete window.__claraViewer } }
+}
