@@ -1,1 +1,182 @@
+"""The job engine: queue, admission, DAG execution through an executor (DESIGN §6).
 
+    engine = Engine(config, store, hook=InferenceHook(config))
+    engine.start()      # recovery, then a scheduler thread
+    engine.wake()       # something changed (a job was started or canceled): look now
+    engine.stop()       # running jobs' operators are killed and the jobs re-queued
+
+The engine meets producers (API, DICOM adapter) only through the store: it polls for PENDING
+jobs whose start was requested, highest priority first, then oldest `queued_at`, and admits
+them while a worker slot is free (`config.api.workers`) and their demand fits the free
+capacity (see capacity.py). The head of the queue is never overtaken (no starvation of big jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from claractl.platform.config import PlatformConfig
+from claractl.platform.engine.capacity import Resources, job_demand, machine_capacity
+from claractl.platform.engine.executor import Executor, LocalExecutor
+from claractl.platform.engine.inference_hook import InferenceHook, triton_uris
+from claractl.platform.engine.recovery import recover, sweep_payloads
+from claractl.platform.engine.runner import JobRunner, Stop
+from claractl.platform.store import Store
+from claractl.platform.store.models import Job, JobState, JobStatus, OperatorRun, utcnow
+
+__all__ = ["Engine", "InferenceHook"]
+log = logging.getLogger("claractl.engine")
+
+
+class Engine:
+    def __init__(self, config: PlatformConfig, store: Store, hook: InferenceHook | None = None,
+                 executor: Executor | None = None, poll_interval: float = 0.5,
+                 sweep_interval: float = 30.0) -> None:
+        self.config = config
+        self.store = store
+        self.hook = hook or InferenceHook(config)
+        self.executor = executor or LocalExecutor()
+        self.poll_interval = poll_interval
+        self.sweep_interval = sweep_interval
+        self.capacity = machine_capacity(config.engine.cpu, config.engine.memory, config.engine.gpu)
+        self.slots = max(1, int(config.api.workers))
+        self._lock = threading.Lock()
+        self._runners: dict[str, tuple[JobRunner, Resources]] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_sweep = 0.0
+        self.recovered: dict[str, int] = {}
+
+    # -- component interface -------------------------------------------------------------------
+    def start(self) -> None:
+        self.recovered = recover(self.store, self.config)
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+        with self._lock:
+            runners = [r for r, _ in self._runners.values()]
+        for runner in runners:
+            runner.request_stop(Stop.SHUTDOWN)
+        for runner in runners:
+            runner.thread.join(timeout)
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            used = sum((res for _, res in self._runners.values()), Resources())
+            running = len(self._runners)
+        alive = bool(self._thread and self._thread.is_alive())
+        return {"state": "running" if alive else "stopped", "ready": alive, "running_jobs": running,
+                "slots": self.slots, "capacity": self.capacity.as_dict(), "in_use": used.as_dict(),
+                "executor": self.config.engine.executor, "recovered": self.recovered}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- scheduling ----------------------------------------------------------------------------
+    def platform_env(self) -> dict[str, str]:
+        env = triton_uris(self.config)
+        env["CLARA_API_URL"] = self.config.api_url
+        if self.config.api_token:
+            env["CLARA_API_TOKEN"] = self.config.api_token
+        return env
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._forward_cancels()
+                self._admit()
+                if time.monotonic() - self._last_sweep > self.sweep_interval:
+                    self._last_sweep = time.monotonic()
+                    sweep_payloads(self.store, self.config)
+            except Exception:
+                log.exception("engine loop error (retrying)")
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def _forward_cancels(self) -> None:
+        with self.store.session() as s:
+            ids = list(s.scalars(select(Job.id).where(Job.cancel_requested.is_(True), Job.state == JobState.RUNNING)))
+        with self._lock:
+            for job_id in ids:
+                entry = self._runners.get(job_id)
+                if entry:
+                    entry[0].request_stop(Stop.CANCEL)
+
+    def _admit(self) -> None:
+        with self._lock:
+            free_slots = self.slots - len(self._runners)
+            free = self.capacity - sum((res for _, res in self._runners.values()), Resources())
+        if free_slots <= 0:
+            return
+        admitted: list[tuple[str, Resources]] = []
+        with self.store.session() as s:
+            queue = s.scalars(
+                select(Job).where(Job.state == JobState.PENDING, Job.started.is_(True))
+                .order_by(Job.priority.desc(), Job.queued_at.asc(), Job.created_at.asc())
+                .limit(free_slots * 4 + 8)
+            )
+            for job in queue:
+                if free_slots <= 0:
+                    break
+                if job.cancel_requested:
+                    self._cancel_queued(job)
+                    continue
+                demand = job_demand(job.definition, self.capacity)
+                if not demand.fits_in(free):
+                    break            # the head waits; nobody overtakes it
+                job.state = JobState.RUNNING
+                job.started_at = utcnow()
+                job.attempts = (job.attempts or 0) + 1
+                free = free - demand
+                free_slots -= 1
+                admitted.append((job.id, demand))
+        for job_id, demand in admitted:
+            runner = JobRunner(job_id, self.store, self.config, self.executor, self.hook,
+                               self.platform_env(), self._finished)
+            with self._lock:
+                self._runners[job_id] = (runner, demand)
+            runner.start()
+
+    @staticmethod
+    def _cancel_queued(job: Job) -> None:
+        job.state, job.status, job.stopped_at = JobState.STOPPED, JobStatus.CANCELED, utcnow()
+        job.message = "canceled by request"
+        for run in job.operators:
+            run.state, run.status = JobState.STOPPED, JobStatus.CANCELED
+
+    def _finished(self, job_id: str) -> None:
+        with self._lock:
+            self._runners.pop(job_id, None)
+        self._wake.set()
+
+
+def cancel_job(store: Store, job_id: str) -> Job | None:
+    """Request cancel (the API's side). A job not yet running stops at once; a running one is
+    stopped by the engine, which sees `cancel_requested` on its next tick."""
+    with store.session() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job is None:
+            return None
+        if job.state == JobState.PENDING:
+            Engine._cancel_queued(job)
+        elif job.state == JobState.RUNNING:
+            job.cancel_requested = True
+        s.flush()
+        s.refresh(job)
+        _ = job.operators
+        return job
+
+
+__all__ += ["cancel_job", "OperatorRun"]

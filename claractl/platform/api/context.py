@@ -1,0 +1,29 @@
+"""What every route needs: config, store, the engine to wake, the inference hook, components."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from claractl.platform.config import PlatformConfig
+from claractl.platform.engine.inference_hook import InferenceHook
+from claractl.platform.store import Store
+
+
+@dataclass
+class ApiContext:
+    config: PlatformConfig
+    store: Store
+    hook: InferenceHook
+    engine: Any = None                                     # has wake() and status()
+    components: dict[str, Any] = field(default_factory=dict)   # name → component (status())
+
+    def wake_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.wake()
+
+
+def ctx(request: Request) -> ApiContext:
+    return request.app.state.ctx

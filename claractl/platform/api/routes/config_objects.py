@@ -1,0 +1,155 @@
+"""Configuration objects: pipelines, AE titles, sources, destinations (PUT creates or replaces)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Response
+from sqlalchemy import func, select
+
+from claractl.platform.api.context import ApiContext, ctx
+from claractl.platform.api.errors import api_error
+from claractl.platform.api.routes.common import not_found, row_dict
+from claractl.platform.api.schemas import (
+    AE_TITLE, NAME, AETitleIn, AETitleOut, DestinationIn, DestinationOut, PipelineIn, PipelineOut,
+    SourceIn, SourceOut,
+)
+from claractl.project import ProjectError, parse_pipeline
+from claractl.platform.store.models import AETitle, Destination, Job, JobState, Pipeline, Source, utcnow
+
+router = APIRouter()
+NamePath = Path(pattern=NAME, max_length=255)
+AEPath = Path(pattern=AE_TITLE, max_length=16)
+
+
+def parse_pdl(text: str, source: str) -> dict[str, Any]:
+    """Validate a Clara PDL text with the project loader; a readable 422 when it is invalid."""
+    try:
+        return parse_pipeline(text, source)
+    except ProjectError as exc:   # lists every problem with source:line:column
+        raise api_error(422, f"invalid pipeline definition: {exc}")
+
+
+# -- pipelines ---------------------------------------------------------------------------------
+PIPELINE_FIELDS = ["id", "name", "definition_text", "definition", "export", "owner", "created_at", "updated_at"]
+
+
+@router.get("/pipelines", response_model=list[PipelineOut], tags=["pipelines"])
+def list_pipelines(c: ApiContext = Depends(ctx)):
+    with c.store.session() as s:
+        query = select(Pipeline).where(~Pipeline.name_key.contains("#deleted-")).order_by(Pipeline.name_key)
+        return [row_dict(p, PIPELINE_FIELDS) for p in s.scalars(query)]
+
+
+@router.get("/pipelines/{name}", response_model=PipelineOut, tags=["pipelines"])
+def get_pipeline(name: str = NamePath, c: ApiContext = Depends(ctx)):
+    with c.store.session() as s:
+        p = s.scalars(select(Pipeline).where(Pipeline.name_key == name.lower())).first()
+        if p is None:
+            raise not_found("pipeline", name)
+        return row_dict(p, PIPELINE_FIELDS)
+
+
+@router.put("/pipelines/{name}", response_model=PipelineOut, tags=["pipelines"])
+def put_pipeline(body: PipelineIn, response: Response, name: str = NamePath, c: ApiContext = Depends(ctx)):
+    definition = parse_pdl(body.definition_text, f"pipeline {name}")
+    export = [e.model_dump(by_alias=True, exclude_none=True) for e in body.export]
+    with c.store.session() as s:
+        p = s.scalars(select(Pipeline).where(Pipeline.name_key == name.lower())).first()
+        if p is None:
+            p = Pipeline(name=name, name_key=name.lower())
+            s.add(p)
+            response.status_code = 201
+        p.name = name
+        p.definition_text = body.definition_text
+        p.definition = definition
+        p.export = export
+        p.owner = body.owner
+        p.updated_at = utcnow()
+        s.flush()
+        return row_dict(p, PIPELINE_FIELDS)
+
+
+@router.delete("/pipelines/{name}", status_code=204, tags=["pipelines"])
+def delete_pipeline(name: str = NamePath, c: ApiContext = Depends(ctx)):
+    with c.store.session() as s:
+        p = s.scalars(select(Pipeline).where(Pipeline.name_key == name.lower())).first()
+        if p is None:
+            raise not_found("pipeline", name)
+        active = s.scalar(select(func.count()).select_from(Job).where(
+            Job.pipeline_id == p.id, Job.state != JobState.STOPPED))
+        if active:
+            raise api_error(409, f"pipeline {name!r} has {active} job(s) not yet stopped; cancel them first")
+        # Jobs keep their own definition snapshot; detach them by keeping the row id unused.
+        if s.scalar(select(func.count()).select_from(Job).where(Job.pipeline_id == p.id)):
+            p.name_key = f"{p.name_key}#deleted-{p.id}"[:255]
+            p.owner = None
+            p.definition = {**p.definition, "deleted": True}
+        else:
+            s.delete(p)
+    return Response(status_code=204)
+
+
+def _simple_crud(kind: str, path: str, model, key: str, body_cls, out_cls, fields: list[str], key_path) -> None:
+    """GET list, GET/PUT/DELETE one, for tables keyed by a name."""
+    tag = [path.strip("/")]
+
+    def list_all(c: ApiContext = Depends(ctx)):
+        with c.store.session() as s:
+            return [row_dict(r, fields) for r in s.scalars(select(model).order_by(getattr(model, key)))]
+
+    def get_one(name: str = key_path, c: ApiContext = Depends(ctx)):
+        with c.store.session() as s:
+            row = s.get(model, name)
+            if row is None:
+                raise not_found(kind, name)
+            return row_dict(row, fields)
+
+    def put_one(body, response: Response, name: str = key_path, c: ApiContext = Depends(ctx)):
+        with c.store.session() as s:
+            row = s.get(model, name)
+            if row is None:
+                row = model(**{key: name})
+                s.add(row)
+                response.status_code = 201
+            for f, v in body.model_dump().items():
+                setattr(row, f, v)
+            row.updated_at = utcnow()
+            s.flush()
+            return row_dict(row, fields)
+
+    # Annotations are strings under `from __future__ import annotations`; give FastAPI the class.
+    put_one.__annotations__["body"] = body_cls
+    put_one.__annotations__["response"] = Response
+    put_one.__annotations__["c"] = ApiContext
+
+    def delete_one(name: str = key_path, c: ApiContext = Depends(ctx)):
+        with c.store.session() as s:
+            row = s.get(model, name)
+            if row is None:
+                raise not_found(kind, name)
+            s.delete(row)
+        return Response(status_code=204)
+
+    router.add_api_route(path, list_all, methods=["GET"], response_model=list[out_cls], tags=tag,
+                         name=f"list_{kind.replace(' ', '_')}s")
+    router.add_api_route(f"{path}/{{name}}", get_one, methods=["GET"], response_model=out_cls, tags=tag,
+                         name=f"get_{kind.replace(' ', '_')}")
+    router.add_api_route(f"{path}/{{name}}", put_one, methods=["PUT"], response_model=out_cls, tags=tag,
+                         name=f"put_{kind.replace(' ', '_')}", status_code=200)
+    router.add_api_route(f"{path}/{{name}}", delete_one, methods=["DELETE"], status_code=204, tags=tag,
+                         name=f"delete_{kind.replace(' ', '_')}")
+
+
+_simple_crud("AE title", "/ae-titles", AETitle, "ae_title", AETitleIn, AETitleOut,
+             ["ae_title", "pipelines", "group_by", "timeout", "priority", "owner", "created_at", "updated_at"], AEPath)
+_simple_crud("source", "/sources", Source, "name", SourceIn, SourceOut,
+             ["name", "ae_title", "host", "owner", "created_at", "updated_at"], NamePath)
+_simple_crud("destination", "/destinations", Destination, "name", DestinationIn, DestinationOut,
+             ["name", "ae_title", "host", "port", "owner", "created_at", "updated_at"], NamePath)
+
+
+@router.get("/config", tags=["platform"])
+def get_config(c: ApiContext = Depends(ctx)) -> dict[str, Any]:
+    """The running PlatformConfig, token redacted."""
+    return c.config.to_dict(redact=True)

@@ -1,0 +1,381 @@
+"""The platform process: one store, the engine, the optional components, and the HTTP API.
+
+    claractl platform serve --state-dir DIR      # foreground (what a container runs)
+    python -m claractl.platform.server serve …   # the same, used by `platform start`
+
+Components are objects with `start()`, `stop()`, `status() -> dict`, built from
+`(config, store)`. Optional ones are imported lazily by name, so the process works while a
+component is not installed ("component not installed" in the log) or disabled in the config.
+A component with a `router` attribute gets it mounted in the API (see claractl.platform.api).
+
+Background management (`start_background`, `stop_background`, `platform_status`) keeps a pid
+file and a log file in the state dir; an flock on `<state-dir>/platform.lock`, held for the life
+of the process, makes sure two platforms never share one state dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import importlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from claractl.platform.api import ApiContext, create_app
+from claractl.platform.api.auth import ensure_token, read_token
+from claractl.platform.config import CONFIG_FILE, PlatformConfig
+from claractl.platform.engine import Engine
+from claractl.platform.engine.inference_hook import InferenceHook
+from claractl.platform.store import SchemaTooNewError, Store
+
+log = logging.getLogger("claractl.platform")
+
+LOCK_FILE = "platform.lock"
+PID_FILE = "platform.pid"
+LOG_FILE = "platform.log"          # under <state-dir>/logs/
+
+# name → (import path, is it enabled for this config?)
+OPTIONAL_COMPONENTS: dict[str, tuple[str, Any]] = {
+    "inference": ("claractl.platform.inference:InferenceService",
+                  lambda c: c.inference.enabled and not c.inference.url),
+    "dicom": ("claractl.platform.dicom:DicomAdapter", lambda c: c.dicom.enabled),
+    "render": ("claractl.platform.render:RenderService", lambda c: c.render.enabled),
+}
+
+
+class PlatformError(RuntimeError):
+    """The platform cannot start or be reached; the message says why."""
+
+
+def load_config(state_dir: str | os.PathLike[str], config_file: str | None = None) -> PlatformConfig:
+    if not config_file:
+        return PlatformConfig.load(state_dir)
+    try:
+        data = json.loads(Path(config_file).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PlatformError(f"cannot read platform config {config_file}: {exc}") from exc
+    data["state_dir"] = str(Path(state_dir).resolve())
+    try:
+        return PlatformConfig.from_dict(data)
+    except TypeError as exc:
+        raise PlatformError(f"{config_file}: {exc}") from exc
+
+
+def _import(spec: str):
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class _QuietUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handlers when it runs in a thread (tests, embedding)."""
+
+    def install_signal_handlers(self) -> None:
+        pass
+
+
+class Platform:
+    def __init__(self, config: PlatformConfig) -> None:
+        self.config = config
+        self.store = Store(config.database_url)
+        self.components: dict[str, Any] = {}
+        self.hook = InferenceHook(config, lambda: self.components.get("inference"))
+        self.engine: Engine | None = None
+        self.token: str | None = None
+        self.server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- components ----------------------------------------------------------------------------
+    def start_components(self) -> None:
+        cfg = self.config
+        for d in (cfg.payloads_dir, cfg.models_dir, cfg.logs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        found = self.store.create_all()
+        log.info("store %s ready (schema was %s)", _redact_url(self.store.url), found or "new")
+        try:
+            for name in ("inference",):
+                self._start_optional(name)
+            self.engine = Engine(cfg, self.store, hook=self.hook)
+            self.engine.start()
+            self.components["engine"] = self.engine
+            for name in ("dicom", "render"):
+                self._start_optional(name)
+        except BaseException:
+            self.stop_components()
+            raise
+
+    def _start_optional(self, name: str) -> None:
+        spec, enabled = OPTIONAL_COMPONENTS[name]
+        if not enabled(self.config):
+            log.info("component %s disabled", name)
+            return
+        try:
+            cls = _import(spec)
+        except (ImportError, AttributeError):
+            log.warning("component %s not installed (%s)", name, spec)
+            return
+        comp = cls(self.config, self.store)
+        try:
+            comp.start()
+        except Exception as exc:
+            raise PlatformError(f"component {name} failed to start: {exc}") from exc
+        self.components[name] = comp
+        log.info("component %s started", name)
+
+    def stop_components(self) -> None:
+        for name in reversed(list(self.components)):
+            try:
+                self.components.pop(name).stop()
+                log.info("component %s stopped", name)
+            except Exception:
+                log.exception("component %s did not stop cleanly", name)
+        self.store.dispose()
+
+    # -- API -----------------------------------------------------------------------------------
+    def app(self):
+        self.token = ensure_token(self.config)
+        ctx = ApiContext(self.config, self.store, self.hook, self.engine, dict(self.components))
+        return create_app(ctx, token=self.token)
+
+    def _uvicorn(self, threaded: bool) -> uvicorn.Server:
+        cfg = uvicorn.Config(self.app(), host=self.config.api.host, port=self.config.api.port,
+                             log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=10)
+        return _QuietUvicorn(cfg) if threaded else uvicorn.Server(cfg)
+
+    def serve_forever(self) -> None:
+        """Foreground: start everything, serve until SIGTERM/SIGINT, stop everything."""
+        self.start_components()
+        try:
+            self.server = self._uvicorn(threaded=False)
+            log.info("platform API on %s", self.config.api_url)
+            asyncio.run(self.server.serve())
+            if not self.server.started:
+                raise PlatformError(f"the API could not listen on {self.config.api.host}:{self.config.api.port}")
+        finally:
+            self.stop_components()
+
+    def start(self, timeout: float = 30.0) -> None:
+        """In a thread (tests and embedding): returns when the API accepts requests."""
+        self.start_components()
+        self.server = self._uvicorn(threaded=True)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), name="api", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise PlatformError(f"the API did not start on {self.config.api.host}:{self.config.api.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(15)
+        self.stop_components()
+
+
+def _redact_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(database)"
+
+
+# -- single instance per state dir ---------------------------------------------------------------
+def _lock_path(state_dir: Path) -> Path:
+    return Path(state_dir).resolve() / LOCK_FILE
+
+
+def acquire_instance_lock(state_dir: Path) -> int:
+    """Hold the state dir's flock (kept until the process exits) or raise PlatformError."""
+    path = _lock_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        pid = read_pid(state_dir)
+        raise PlatformError(f"a platform is already running on state dir {Path(state_dir).resolve()}"
+                            + (f" (pid {pid})" if pid else ""))
+    return fd
+
+
+def is_running(state_dir: Path) -> bool:
+    path = _lock_path(state_dir)
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def read_pid(state_dir: Path) -> int | None:
+    try:
+        return int((Path(state_dir).resolve() / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def serve(state_dir: str, config_file: str | None = None) -> None:
+    """`claractl platform serve`: foreground, one per state dir."""
+    config = load_config(state_dir, config_file)
+    config.root.mkdir(parents=True, exist_ok=True)
+    lock_fd = acquire_instance_lock(config.root)
+    pid_file = config.root / PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        Platform(config).serve_forever()
+    except SchemaTooNewError as exc:
+        raise PlatformError(str(exc)) from exc
+    finally:
+        pid_file.unlink(missing_ok=True)
+        os.close(lock_fd)
+
+
+# -- background management -----------------------------------------------------------------------
+def log_file(state_dir: str | os.PathLike[str]) -> Path:
+    return Path(state_dir).resolve() / "logs" / LOG_FILE
+
+
+def endpoints(config: PlatformConfig, components: dict[str, Any] | None = None) -> dict[str, str]:
+    out = {"api": config.api_url, "openapi": f"{config.api_url}/api/v1/openapi.json"}
+    comps = components or {}
+    if config.dicom.enabled and ("dicom" in comps or not comps):
+        out["dicom"] = f"{config.dicom.ae_title}@{config.dicom.host}:{config.dicom.port}"
+    if config.inference.url:
+        out["inference"] = config.inference.url
+    elif config.inference.enabled and ("inference" in comps or not comps):
+        out["inference"] = f"http://{config.inference.host}:{config.inference.http_port} (gRPC :{config.inference.grpc_port})"
+    if config.render.enabled and ("render" in comps or not comps):
+        out["render"] = f"http://127.0.0.1:{config.render.port}"
+    return out
+
+
+def platform_status(state_dir: str, timeout: float = 3.0) -> dict[str, Any]:
+    config = PlatformConfig.load(state_dir)
+    running = is_running(config.root)
+    out: dict[str, Any] = {"state_dir": str(config.root), "running": running, "pid": read_pid(config.root) if running else None,
+                           "api": config.api_url, "log": str(log_file(state_dir))}
+    if running:
+        try:
+            r = httpx.get(f"{config.api_url}/health/ready", timeout=timeout)
+            body = r.json()
+            out["ready"] = r.status_code == 200
+            out["components"] = body.get("components", {})
+        except (httpx.HTTPError, ValueError) as exc:
+            out["ready"] = False
+            out["message"] = f"API not answering: {type(exc).__name__}"
+        out["endpoints"] = endpoints(config, out.get("components"))
+    return out
+
+
+def start_background(state_dir: str, config_file: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
+    """Start `serve` detached; wait until /health/ready answers 200; return platform_status()."""
+    root = Path(state_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    if is_running(root):
+        status = platform_status(str(root))
+        status["already_running"] = True
+        return status
+    logf = log_file(root)
+    logf.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "claractl.platform.server", "serve", "--state-dir", str(root)]
+    if config_file:
+        argv += ["--config", str(Path(config_file).resolve())]
+    with open(logf, "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=str(root))
+    config = load_config(root, config_file)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PlatformError(f"the platform exited with code {proc.returncode} while starting; "
+                                f"last log lines ({logf}):\n{tail(logf, 15)}")
+        try:
+            if httpx.get(f"{config.api_url}/health/ready", timeout=2).status_code == 200:
+                status = platform_status(str(root))
+                status["already_running"] = False
+                return status
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise PlatformError(f"the platform did not become ready within {timeout:g} s (pid {proc.pid}); see {logf}")
+
+
+def stop_background(state_dir: str, timeout: float = 30.0) -> dict[str, Any]:
+    """SIGTERM, wait up to `timeout`, then SIGKILL. Returns {was_running, pid, killed}."""
+    root = Path(state_dir).resolve()
+    pid = read_pid(root)
+    if not is_running(root) or pid is None:
+        return {"was_running": False, "pid": None, "killed": False}
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return {"was_running": False, "pid": pid, "killed": False}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_running(root):
+            return {"was_running": True, "pid": pid, "killed": False}
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    while is_running(root) and time.monotonic() < deadline + 10:
+        time.sleep(0.1)
+    return {"was_running": True, "pid": pid, "killed": True}
+
+
+def tail(path: Path, lines: int = 50) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 256 * 1024))
+            data = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def api_token(state_dir: str) -> str | None:
+    """The token a client on this machine should send (env var, config, or state-dir file)."""
+    return read_token(PlatformConfig.load(state_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m claractl.platform.server")
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("--state-dir", default=".clara")
+    parser.add_argument("--config", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        serve(args.state_dir, args.config)
+    except PlatformError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
