@@ -1,1 +1,26 @@
+"""The kubernetes target: Helm rendering, inventory, server-side apply, waiting, the Lease lock.
 
+Public surface for the plan engine:
+- `desired_objects(project, reveal_secrets)` → rendered, inventory-labelled objects per service
+- `load_api_client(context)` + `Rest(api_client)`; `read_inventory(rest, namespace, project)`
+- `field_changes(desired, live)` / `normalize_for_diff(obj, like)` — what differs, kubectl-diff style
+- `apply_object(rest, obj, force_conflicts)`, `delete_object(rest, obj)`, `wait_ready(rest, obj, timeout)`
+- `LeaseLock(rest, namespace, project)`, `force_unlock(rest, namespace, project)`
+- errors: `KubeError` (one line), `ApplyConflict`, `LockHeld`, `WaitTimeout`
+"""
+
+from claractl.targets.kubernetes.apply import apply_object, delete_object
+from claractl.targets.kubernetes.client import KINDS, Rest, load_api_client
+from claractl.targets.kubernetes.diff import field_changes, normalize_for_diff
+from claractl.targets.kubernetes.errors import ApplyConflict, KubeError, LockHeld, WaitTimeout
+from claractl.targets.kubernetes.inventory import read_inventory
+from claractl.targets.kubernetes.lock import LeaseLock, force_unlock
+from claractl.targets.kubernetes.manifests import DesiredObject, desired_objects, object_address
+from claractl.targets.kubernetes.values import values_for
+from claractl.targets.kubernetes.wait import readiness, wait_ready
+
+__all__ = [
+    "ApplyConflict", "DesiredObject", "KINDS", "KubeError", "LeaseLock", "LockHeld", "Rest", "WaitTimeout",
+    "apply_object", "delete_object", "desired_objects", "field_changes", "force_unlock", "load_api_client",
+    "normalize_for_diff", "object_address", "read_inventory", "readiness", "values_for", "wait_ready",
+]
