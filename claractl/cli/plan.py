@@ -62,7 +62,7 @@ def _run(body: Callable[[], int]) -> None:
             cli_console.err_console.print(f"[red]Error:[/red] {d}", markup=True, highlight=False)
         raise typer.Exit(1)
     except (PlanError, Failed, OSError) as exc:
-        cli_console.err_console.print(f"[red]Error:[/red] {exc}", markup=True, highlight=False)
+        cli_console.err_console.print(f"[red]Error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     raise typer.Exit(code)
 
@@ -75,7 +75,7 @@ def _print_plan(plan, output: Output) -> None:
     elif output is Output.markdown:
         sys.stdout.write(render_markdown(plan))
     else:
-        cli_console.console.print(render_text(plan, verbose=cli_console.verbosity > 0), end="")
+        cli_console.console.print(render_text(plan, verbose=cli_console.verbosity > 0), end="", soft_wrap=True)
 
 
 def _confirm(auto_approve: bool, what: str) -> None:

@@ -12,8 +12,12 @@ from claractl.project.model import Project
 ServiceMapper = Callable[[Project], dict[str, dict[str, Any]]]
 
 
-def model_fields(path) -> dict[str, Any]:
-    return {"digest": model_digest(path), "state": "LOADED"}
+def model_fields(path, serve: bool = True) -> dict[str, Any]:
+    """A model is identified by its content digest; it should be LOADED when inference runs."""
+    fields: dict[str, Any] = {"digest": model_digest(path)}
+    if serve:
+        fields["state"] = "LOADED"
+    return fields
 
 
 def desired_state(project: Project, services: ServiceMapper | None = None) -> dict[str, Resource]:
@@ -30,8 +34,9 @@ def desired_state(project: Project, services: ServiceMapper | None = None) -> di
     service_fields = services(project) if services else {k: dict(v) for k, v in project.services.items()}
     for name, fields in service_fields.items():
         put(Resource(addr.make("service", name), fields))
+    serve = project.services.get("triton", {}).get("enabled", True) is not False
     for m in project.models:
-        put(Resource(addr.make("model", m.name), model_fields(m.path), protect=m.lifecycle.protect, where=m.where))
+        put(Resource(addr.make("model", m.name), model_fields(m.path, serve), protect=m.lifecycle.protect, where=m.where))
     for p in project.pipelines:
         put(Resource(
             addr.make("pipeline", p.name),

@@ -25,8 +25,8 @@ def _digest(model_dir: str | os.PathLike[str]) -> str:
 
 
 def model_digest(model_dir: str | os.PathLike[str]) -> str:
-    try:
-        from claractl.platform.inference.repository import digest
+    try:   # the function the platform uses when a model is uploaded (PUT /models/{name})
+        from claractl.platform.store.digest import model_digest as platform_digest
     except ImportError:
         return _digest(model_dir)
-    return digest(model_dir)
+    return platform_digest(model_dir)

@@ -14,7 +14,7 @@ import logging
 import tarfile
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -165,7 +165,8 @@ class LocalTarget(Target):
         config = self.config()
         url = config.api_url + "/api/v1"
         if self._client is None or self._client_url != url:
-            headers = {"Authorization": f"Bearer {config.api_token}"} if config.api_token else {}
+            token = platform_process.token(self.state_dir)
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
             self._client = httpx.Client(base_url=url, headers=headers, timeout=60.0)
             self._client_url = url
         return self._client
@@ -274,9 +275,12 @@ class LocalTarget(Target):
     def _put_model(self, name: str, desired: Resource) -> None:
         model_dir = next(m.path for m in self.project.models if m.name == name)
         n = quote(name, safe="")
-        self._call("PUT", f"/models/{n}", params={"owner": self.project.name}, content=model_archive(model_dir),
-                   headers={"Content-Type": "application/gzip"})
-        self._call("POST", f"/models/{n}/load")
+        model = self._call("PUT", f"/models/{n}", params={"owner": self.project.name},
+                           content=model_archive(model_dir), headers={"Content-Type": "application/gzip"}).json()
+        if "state" not in desired.fields:          # inference disabled: nothing to load
+            return
+        if model.get("state") != "LOADED":
+            self._call("POST", f"/models/{n}/load", ok=(200, 422))
         deadline = time.monotonic() + MODEL_LOAD_TIMEOUT
         while True:
             model = self._call("GET", f"/models/{n}").json()
@@ -317,18 +321,19 @@ class LocalTarget(Target):
     # ---- lock -----------------------------------------------------------------------------
 
     def _lock_path(self) -> str:
-        return f"/locks/{quote(self.scope, safe='')}"
+        return f"/locks/{quote(self.scope, safe='/')}"
 
     def acquire_lock(self, holder: str) -> LockInfo:
         self.ensure_running()
         resp = self._call("POST", self._lock_path(), ok=(200, 201, 409), json={"holder": holder})
-        body = resp.json()
-        info = body.get("lock", body) if isinstance(body, dict) else {}
-        if isinstance(info, dict) and not info.get("lock_id") and isinstance(body.get("detail"), dict):
-            info = body["detail"]
-        lock = LockInfo(str(info.get("lock_id", "?")), str(info.get("holder", "unknown")),
-                        _parse_time(info.get("created_at")))
+        info = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
+        created = _parse_time(info.get("created_at"))
+        if created is None and isinstance(info.get("age_seconds"), (int, float)):
+            created = datetime.now(timezone.utc) - timedelta(seconds=info["age_seconds"])
+        lock = LockInfo(str(info.get("lock_id", "?")), str(info.get("holder", "unknown")), created)
         if resp.status_code == 409:
+            if "holder" not in info:          # released concurrently: try again
+                raise LockHeld(LockInfo("?", "an apply that just finished", None))
             raise LockHeld(lock)
         return lock
 
@@ -345,35 +350,45 @@ class LocalTarget(Target):
 
 
 class _PlatformProcess:
-    """Glue to the platform runtime's process management (start/stop live in claractl.platform)."""
+    """Glue to the platform runtime's background process management (claractl.platform.server)."""
 
     @staticmethod
     def is_ready(config: PlatformConfig) -> bool:
+        from claractl.platform import server
+
+        if not server.is_running(config.root):
+            return False
         try:
-            resp = httpx.get(config.api_url + "/health/ready", timeout=2.0)
+            return httpx.get(config.api_url + "/health/ready", timeout=2.0).status_code == 200
         except httpx.HTTPError:
             return False
-        return resp.status_code == 200
 
     @staticmethod
-    def _runtime():
+    def start(state_dir: Path, timeout: float) -> None:
+        from claractl.platform import server
+
         try:
-            from claractl.platform import process  # type: ignore[attr-defined]
-        except ImportError:
-            raise TargetError("the platform runtime is not installed in this claractl") from None
-        return process
+            server.start_background(str(state_dir), timeout=timeout)
+        except server.PlatformError as exc:
+            raise TargetError(f"cannot start the local platform: {exc}") from None
 
-    @classmethod
-    def start(cls, state_dir: Path, timeout: float) -> None:
-        cls._runtime().start(state_dir, timeout=timeout)
+    @staticmethod
+    def stop(state_dir: Path) -> None:
+        from claractl.platform import server
 
-    @classmethod
-    def stop(cls, state_dir: Path) -> None:
-        cls._runtime().stop(state_dir)
+        server.stop_background(str(state_dir))
+
+    @staticmethod
+    def token(state_dir: Path) -> str | None:
+        from claractl.platform import server
+
+        return server.api_token(str(state_dir))
 
     @classmethod
     def restart_component(cls, state_dir: Path, before: PlatformConfig, after: PlatformConfig,
                           component: str, timeout: float) -> None:
+        # The runtime has no per-component restart yet: restart the process (jobs survive a
+        # restart: running ones are re-run or marked EVICTED by the engine).
         cls.stop(state_dir)
         cls.start(state_dir, timeout=timeout)
 
