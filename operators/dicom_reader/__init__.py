@@ -1,0 +1,1 @@
+"""dicom-reader: the job's DICOM files → one NIfTI volume (+ JSON sidecar) per image series."""

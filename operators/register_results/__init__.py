@@ -1,0 +1,1 @@
+"""register-results: Clara's `--agent A --data '["dest"]'` → one export task per destination."""

@@ -1,0 +1,67 @@
+"""Fixtures for the bundled operators: phantom studies on disk, the trained model, runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))
+
+from phantom import generate_phantom, write_dicom_series, write_study  # noqa: E402
+
+MODEL_DIR = REPO / "blueprints/ct-segmentation/models/ct-organs"
+MODEL_ONNX = MODEL_DIR / "1/model.onnx"
+
+
+def run_operator(module: str, *args, env=None, check=True) -> subprocess.CompletedProcess:
+    """Run an operator exactly as the local executor does: python -m claractl_operators.<module>."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", f"claractl_operators.{module}", *map(str, args)],
+                          capture_output=True, text=True, env=full_env, timeout=240)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def dice(pred: np.ndarray, truth: np.ndarray, label: int) -> float:
+    a, b = pred == label, truth == label
+    return float(2 * (a & b).sum() / (a.sum() + b.sum()))
+
+
+@pytest.fixture(scope="session")
+def small_phantom():
+    """A quick phantom (128×128×48 at 3 × 3 × 5 mm): same anatomy, fewer voxels."""
+    return generate_phantom(seed=5, shape=(128, 128, 48), spacing=(3.0, 3.0, 5.0))
+
+
+@pytest.fixture(scope="session")
+def small_series(tmp_path_factory, small_phantom):
+    out = tmp_path_factory.mktemp("small-series")
+    write_dicom_series(small_phantom, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_study(tmp_path_factory):
+    """A held-out phantom (seed 3, not used in training) at the demo grid, written as a study."""
+    out = tmp_path_factory.mktemp("demo-study")
+    ph = generate_phantom(seed=3)
+    info = write_study(ph, out)
+    return ph, out, info
+
+
+@pytest.fixture(scope="session")
+def onnx_predict():
+    """In-process ONNX Runtime: the same callable shape the Triton client offers."""
+    import onnxruntime as ort
+
+    if not MODEL_ONNX.is_file():
+        pytest.fail(f"{MODEL_ONNX} missing: run python tools/train_ct_organs.py")
+    sess = ort.InferenceSession(str(MODEL_ONNX), providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(["OUTPUT__0"], {"INPUT__0": x})[0]
