@@ -57,12 +57,31 @@ def _encode_meta(file_meta: Dataset) -> bytes:
     return buf.getvalue()
 
 
+def _check_complete(ds: Dataset, stream_len: int) -> None:
+    """pydicom stops quietly at the end of a short stream; the last element must fit in it."""
+    if not len(ds):
+        raise ValueError("empty dataset")
+    last = ds.get_item(max(ds.keys()))
+    tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+    if tell is not None and length not in (None, 0xFFFFFFFF) and tell + length > stream_len:
+        raise ValueError(f"dataset truncated in element {last.tag} ({tell + length - stream_len} bytes missing)")
+
+
 def _validate(ds: Dataset) -> None:
     """Decode every element (VRs, lengths, sequences) except pixel data; raises on bad input."""
     def touch(_ds, elem):
         if elem.tag != 0x7FE00010:
             _ = elem.value
     ds.walk(touch)
+
+
+def _mismatch(ds: Dataset, request) -> str:
+    """Why the dataset does not match its C-STORE request ('' when it does)."""
+    if str(ds.get("SOPClassUID", "")) != str(request.AffectedSOPClassUID):
+        return "SOP Class UID missing or not the one in the request"
+    if str(ds.get("SOPInstanceUID", "")) != str(request.AffectedSOPInstanceUID):
+        return "SOP Instance UID missing or not the one in the request"
+    return ""
 
 
 class DicomAdapter:
@@ -79,6 +98,7 @@ class DicomAdapter:
                           "out_of_resources": 0, "associations_accepted": 0, "associations_rejected": 0,
                           "jobs_created": 0}
         self._server = None
+        self._admitted: set[int] = set()     # associations we let through, until their socket closes
         self._closer: threading.Thread | None = None
         self._stopping = threading.Event()
         self._audit_handler: logging.Handler | None = None
@@ -97,7 +117,10 @@ class DicomAdapter:
             self._audit_handler = audit.attach_file(self.config.logs_dir / "dicom-audit.log")
             self.groups.rebuild()
             ae = AE(ae_title=self.settings.ae_title)
-            ae.maximum_associations = self.settings.max_associations
+            # pynetdicom counts connections still waiting for their A-ASSOCIATE-RQ, so a few idle
+            # sockets could lock everyone out until acse_timeout; we count admitted ones ourselves
+            # (see _on_requested) and leave pynetdicom a higher hard cap on threads.
+            ae.maximum_associations = self.settings.max_associations + 100
             ae.maximum_pdu_size = 0          # unlimited: fewer, larger P-DATA from peers that honour it
             ae.require_called_aet = False    # we check called AE ourselves against the store
             ae.acse_timeout = 30
@@ -111,6 +134,7 @@ class DicomAdapter:
                 (evt.EVT_REQUESTED, self._on_requested),
                 (evt.EVT_ACCEPTED, self._on_accepted),
                 (evt.EVT_REJECTED, self._on_rejected),
+                (evt.EVT_CONN_CLOSE, self._on_closed),
                 (evt.EVT_C_ECHO, lambda event: SUCCESS),
                 (evt.EVT_C_STORE, self._on_store),
             ]
@@ -186,6 +210,12 @@ class DicomAdapter:
         except Exception as exc:   # store unavailable: refuse rather than accept blindly
             log.error("DICOM access check failed: %s", exc)
             rj, reason = (0x02, 0x01, 0x01), "platform store unavailable"
+        if rj is None:
+            with self._lock:
+                if len(self._admitted) >= self.settings.max_associations:
+                    rj, reason = (0x02, 0x03, 0x02), "maximum associations reached"
+                else:
+                    self._admitted.add(id(assoc))
         if rj is not None:
             assoc.acse.send_reject(*rj)
             self._count("associations_rejected")
@@ -197,6 +227,10 @@ class DicomAdapter:
             time.sleep(0.01)
             return
         assoc.acceptor.ae_title = called     # answer as the AE the peer called
+
+    def _on_closed(self, event) -> None:
+        with self._lock:
+            self._admitted.discard(id(event.assoc))
 
     def _on_accepted(self, event) -> None:
         assoc = event.assoc
@@ -235,7 +269,10 @@ class DicomAdapter:
             return OUT_OF_RESOURCES
         try:
             ds = event.dataset
+            if not event.context.transfer_syntax.is_deflated:
+                _check_complete(ds, len(stream))
             _validate(ds)
+            mismatch = _mismatch(ds, event.request)
             key_elem = ds.get(ae_cfg.group_by)
             key = str(key_elem.value).strip() if key_elem is not None and key_elem.value else ""
             info = (sop_uid, str(ds.get("PatientID", "") or ""), str(ds.get("StudyInstanceUID", "") or ""),
@@ -243,6 +280,8 @@ class DicomAdapter:
             meta = _encode_meta(event.file_meta)
         except Exception as exc:
             return self._fail(assoc, CANNOT_UNDERSTAND, f"dataset {sop_uid} cannot be parsed: {exc}")
+        if mismatch:
+            return self._fail(assoc, DATASET_MISMATCH, f"dataset {sop_uid}: {mismatch}")
         if not key:
             return self._fail(assoc, DATASET_MISMATCH,
                               f"dataset {sop_uid} has no group-by tag {ae_cfg.group_by:08X}")
