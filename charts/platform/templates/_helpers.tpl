@@ -46,3 +46,7 @@ claractl.dev/project: {{ . | quote }}
 {{- define "platform.dataClaim" -}}
 {{- .Values.persistence.data.existingClaim | default (printf "%s-data" (include "platform.fullname" .)) -}}
 {{- end -}}
+
+{{- define "platform.tokenSecret" -}}
+{{- .Values.api.tokenSecret | default (ternary (printf "%s-api-token" (include "platform.fullname" .)) "" (ne .Values.api.token "")) -}}
+{{- end -}}

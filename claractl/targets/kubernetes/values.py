@@ -1,8 +1,9 @@
 """Helm values for each service chart, derived from the project's `services` section.
 
 `values_for(project)` returns {service name: chart values} for the services the project enables
-(the platform always). Keys follow DESIGN §2 (kebab-case in the file); a few optional,
-kubernetes-only keys are read when present and documented in docs/kubernetes.md:
+(the platform always; Triton only when enabled and no external `url` is given). Keys follow
+DESIGN §2 and schemas/project.schema.json (kebab-case). A few kubernetes-only keys are read when
+present — the project schema does not accept them yet (see docs/kubernetes.md):
 `services.dicom-adapter.service-type` / `node-port` / `service-port`, `services.triton.embedded`,
 `services.render.service-type`, `services.platform.image`, `services.platform.storage-size`.
 """
@@ -14,19 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from claractl.project.model import Project, Secret
+from claractl.resources import CHARTS_DIR
 
 RELEASE = "clara"                      # release name: objects are named clara-<service>
 SERVICES = ("platform", "dicom-adapter", "triton", "render")   # apply order
 DATABASE_SECRET = f"{RELEASE}-platform-database"
+TOKEN_SECRET = f"{RELEASE}-platform-api-token"
 MODELS_CLAIM = f"{RELEASE}-triton-models"
 
 
 def charts_dir() -> Path:
-    """The charts/ folder: $CLARA_CHARTS_DIR (the container image sets it), else the checkout's."""
+    """The charts/ folder: $CLARA_CHARTS_DIR when set, else the checkout's (claractl.resources)."""
     env = os.environ.get("CLARA_CHARTS_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "charts"
+    return Path(env) if env else CHARTS_DIR
 
 
 def namespace_of(project: Project) -> str:
@@ -35,8 +36,14 @@ def namespace_of(project: Project) -> str:
 
 def enabled_services(project: Project) -> list[str]:
     services = project.services or {}
-    return [name for name in SERVICES
-            if name == "platform" or (services.get(name) or {}).get("enabled", True)]
+    enabled = []
+    for name in SERVICES:
+        settings = services.get(name) or {}
+        if name == "triton" and settings.get("url"):
+            continue                          # an existing Triton: nothing to deploy
+        if name == "platform" or settings.get("enabled", True):
+            enabled.append(name)
+    return enabled
 
 
 def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict[str, Any]]:
@@ -62,6 +69,8 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
         **common,
         "api": {"port": int(platform.get("api-port", 8765)), "workers": int(platform.get("workers", 2))},
         "database": _database_values(platform.get("database", "sqlite"), reveal_secrets),
+        "engine": {"jobTimeout": platform.get("job-timeout", 600),
+                   "payloadRetention": platform.get("payload-retention", 86400)},
         "dicom": {
             "enabled": "dicom-adapter" in enabled,
             "port": int(dicom.get("port", 11112)),
@@ -73,13 +82,20 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
         "render": {"enabled": "render" in enabled, "port": int(render.get("port", 8080))},
         "persistence": {"data": {"storageClass": storage_class}},
     }
+    token = platform.get("api-token")
+    if token:
+        p["api"].update({"token": _secret_text(token)} if reveal_secrets else {"tokenSecret": TOKEN_SECRET})
     if platform.get("storage-size"):
         p["persistence"]["data"]["size"] = str(platform["storage-size"])
     if platform.get("image"):
         p["image"] = _image(platform["image"])
+    http_port, grpc_port = int(triton.get("http-port", 8000)), int(triton.get("grpc-port", 8001))
     if "triton" in enabled:
-        p["inference"] = {"url": f"http://{RELEASE}-triton:8000", "grpcUrl": f"{RELEASE}-triton:8001"}
+        p["inference"] = {"url": f"http://{RELEASE}-triton:{http_port}", "grpcUrl": f"{RELEASE}-triton:{grpc_port}"}
         p["persistence"]["models"] = {"existingClaim": MODELS_CLAIM}
+    elif triton.get("url") and triton.get("enabled", True):
+        url = str(triton["url"])
+        p["inference"] = {"url": url if "://" in url else f"http://{url}"}
     out["platform"] = p
 
     if "dicom-adapter" in enabled:
@@ -96,7 +112,8 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
         t: dict[str, Any] = {
             **common,
             "embedded": bool(triton.get("embedded", False)),
-            "gpus": int(triton.get("gpus", 1)),
+            "gpus": int(triton.get("gpus", 0)),
+            "ports": {"http": http_port, "grpc": grpc_port},
             "modelRepository": {"storageClass": storage_class},
         }
         if triton.get("image"):
@@ -112,10 +129,14 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
     return out
 
 
+def _secret_text(value: Any) -> str:
+    return value.value if isinstance(value, Secret) else str(value)
+
+
 def _database_values(database: Any, reveal_secrets: bool) -> dict[str, Any]:
-    if isinstance(database, Secret):
+    if isinstance(database, Secret) or (isinstance(database, str) and "${env:" in database):
         if reveal_secrets:
-            return {"type": "external", "url": database.value}
+            return {"type": "external", "url": _secret_text(database)}
         return {"type": "external", "existingSecret": DATABASE_SECRET}
     if not database or database == "sqlite":
         return {"type": "sqlite"}
