@@ -21,8 +21,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create a project (clara.yaml, pipelines, models) from a blueprint.
 
-        Existing files are never overwritten unless --force is given. The result is valid as
-        generated: run `claractl validate` in DIR, then `claractl plan`.
+        Existing files are never overwritten unless --force is given. The result is valid as generated: run `claractl validate` in DIR, then `claractl plan`.
         """
         if list_:
             for item in list_blueprints():

@@ -33,9 +33,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check the project file and every pipeline file it names; print every problem.
 
-        Exit 0 with a one-line summary when valid; exit 1 with each problem as
-        FILE:LINE:COL: key.path: message, sorted by position. Nothing is contacted: this
-        reads files only.
+        Exit 0 with a one-line summary when valid; exit 1 with each problem as FILE:LINE:COL: key.path: message, sorted by position. Reads files only; nothing is contacted.
         """
         result = check_file(file)
         if output is OutputFormat.json:
@@ -61,8 +59,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print a JSON Schema (draft 2020-12) of the project file, a pipeline, or an operator.
 
-        Editors validate as you type with it: generated files start with
-        `# yaml-language-server: $schema=...`.
+        Editors validate as you type with it: generated files start with `# yaml-language-server: $schema=...`.
         """
         schema_file = resources.schema_path(kind.value)
         typer.echo(str(schema_file) if path else schema_file.read_text(encoding="utf-8").rstrip("\n"))

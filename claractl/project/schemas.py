@@ -113,8 +113,7 @@ def _message(error: ValidationError) -> str:
             return f"{_show(value)} is too small; expected at least {low}"
         return f"{_show(value)} is too large; expected at most {high}"
     if kind == "maxLength":
-        return f"{_show(value)} is {len(value)} characters long; at most {error.validator_value} allowed" + (
-            f" ({custom})" if custom and "AE title" in custom else "")
+        return f"{_show(value)} is {len(value)} characters long; at most {error.validator_value} allowed"
     if kind == "minLength":
         return "must not be empty"
     if kind == "minItems":
