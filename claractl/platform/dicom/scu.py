@@ -78,6 +78,9 @@ def _reject_text(assoc) -> str:
                    (3, 2): "local limit exceeded", (3, 1): "temporary congestion"}
         why = reasons.get((p.result_source, p.diagnostic), "no reason given")
         return f"association rejected (result {p.result}, source {p.result_source}, reason {p.diagnostic}: {why})"
+    sock = assoc.dul.socket
+    if sock is None or not getattr(sock, "_is_connected", True):
+        return "cannot connect (refused, unreachable or timed out)"
     if assoc.is_aborted:
         return "association aborted by peer"
     return "cannot connect"

@@ -160,7 +160,7 @@ class JobRunner:
                 updates[name] = dict(state=JobState.STOPPED, status=status, stopped_at=utcnow(),
                                      exit_code=proc.poll(), message=message)
             for name in ops:
-                if name not in done and name not in running:
+                if name not in done and name not in running and name not in updates:
                     updates[name] = dict(state=JobState.STOPPED, status=JobStatus.CANCELED,
                                          message=f"not run: {message}")
             running.clear()

@@ -2,7 +2,7 @@
 
 On loopback (the API bound to 127.0.0.1 / ::1 / localhost) the machine's users are trusted, as
 for the rest of the local platform. Otherwise every UI page and every render data route needs
-the API token (`api.token` / CLARA_API_TOKEN): as `Authorization: Bearer …`, or once as
+the API token (`api.token` / CLARA_API_TOKEN, else `<state-dir>/api-token`): as `Authorization: Bearer …`, or once as
 `?token=…` on a page, which sets an HttpOnly cookie and redirects to the same page without the
 token (so it does not stay in the address bar or browser history). Images are patient data:
 with a non-loopback bind and no token configured, nobody is let in.
@@ -11,6 +11,7 @@ with a non-loopback bind and no token configured, nobody is let in.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from enum import Enum
 
 from fastapi import Request
@@ -18,7 +19,7 @@ from fastapi import Request
 from claractl.platform.config import PlatformConfig
 
 COOKIE = "clara_token"
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+TOKEN_FILE = "api-token"        # written by the API server when it binds beyond loopback without a token
 
 
 class Access(Enum):
@@ -29,7 +30,23 @@ class Access(Enum):
 
 
 def is_loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def expected_token(config: PlatformConfig) -> str | None:
+    """The API's token: CLARA_API_TOKEN / api.token, else the one the API server generated."""
+    if config.api_token:
+        return config.api_token
+    path = config.root / TOKEN_FILE
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def presented_token(request: Request) -> str | None:
@@ -42,7 +59,7 @@ def presented_token(request: Request) -> str | None:
 def check(config: PlatformConfig, request: Request, token: str | None = None) -> Access:
     if is_loopback(config.api.host):
         return Access.OPEN
-    expected = config.api_token
+    expected = expected_token(config)
     if not expected:
         return Access.UNCONFIGURED
     given = token if token is not None else presented_token(request)

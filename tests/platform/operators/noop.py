@@ -1,0 +1,1 @@
+"""No-op operator (engine overhead benchmark)."""

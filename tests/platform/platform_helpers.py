@@ -1,0 +1,86 @@
+"""Helpers for the platform tests (importable as `platform_helpers`: pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import psutil
+import yaml
+
+from claractl.platform.client import PlatformClient
+from claractl.platform.config import PlatformConfig
+from claractl.platform.server import Platform
+
+OPERATORS = Path(__file__).parent / "operators"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_config(state_dir: Path, database: str = "sqlite", **engine) -> PlatformConfig:
+    config = PlatformConfig(state_dir=str(state_dir))
+    config.api.port = free_port()
+    config.store.database = database
+    config.dicom.enabled = False
+    config.inference.enabled = False
+    config.render.enabled = False
+    for key, value in engine.items():
+        if key == "workers":
+            config.api.workers = value
+        else:
+            setattr(config.engine, key, value)
+    return config
+
+
+class RunningPlatform:
+    def __init__(self, config: PlatformConfig) -> None:
+        self.config = config
+        self.platform = Platform(config)
+        self.platform.start()
+        self.client = PlatformClient(config.api_url, token=self.platform.token)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.platform.stop()
+
+
+def op(name: str, script: str, args: list[str], inputs=(), outputs=(), **extra) -> dict:
+    """A PDL operator that runs a test script with the platform's Python (bundled-style image)."""
+    entry = {
+        "name": name,
+        "container": {"image": f"claractl/test-{name}", "command": ["python", str(OPERATORS / script), *args]},
+        "input": list(inputs),
+        "output": list(outputs),
+    }
+    entry.update(extra)
+    return entry
+
+
+def pdl(name: str, operators: list[dict], parameters: dict | None = None) -> str:
+    doc = {"api-version": "0.4.0", "name": name, "operators": operators}
+    if parameters:
+        doc["parameters"] = parameters
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def single_op_pipeline(name: str, script: str, args: list[str], **extra) -> str:
+    return pdl(name, [op("main", script, args, inputs=[{"path": "/input"}], outputs=[{"path": "/output"}], **extra)])
+
+
+def alive(pids: list[int]) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+PYTHON = sys.executable
