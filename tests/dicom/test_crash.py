@@ -1,0 +1,63 @@
+"""kill -9 during a series, restart, send the rest: one job with every instance."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pydicom
+
+from claractl.platform.store.models import AETitle
+from tests.dicom.conftest import CALLED_AE, DCMTK, PEER_ENV, dataset_bytes, dcmtk, jobs, wait_for
+
+
+def _start_scp(config) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "claractl.platform.dicom", "--state-dir", str(config.root),
+                             "--no-export"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("listening"), line
+    return proc
+
+
+def test_kill_9_mid_series_then_rest_gives_one_complete_job(platform, ct200):
+    config, store = platform
+    with store.session() as s:
+        s.get(AETitle, CALLED_AE).timeout = 3.0
+    config.save()
+    scp = _start_scp(config)
+    sender = subprocess.Popen([str(DCMTK / "storescu"), "-aec", CALLED_AE, "+sd", "127.0.0.1",
+                               str(config.dicom.port), str(ct200[0].parent)], env=PEER_ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(list(config.dicom_dir.rglob("*.dcm"))) >= 60, timeout=60, interval=0.005)
+        os.kill(scp.pid, signal.SIGKILL)
+        scp.wait()
+        assert sender.wait(timeout=60) != 0          # the peer saw the association die
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+    stored_before = {p.stem for p in config.dicom_dir.rglob("*.dcm")}
+    assert 60 <= len(stored_before) < 200
+    assert jobs(store) == []
+
+    scp = _start_scp(config)
+    try:
+        assert not list(config.dicom_dir.rglob("*.part"))       # crash leftovers removed on start
+        uids = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: p for p in ct200}
+        rest = [str(p) for uid, p in uids.items() if uid not in stored_before]
+        proc = dcmtk("storescu", "-aec", CALLED_AE, "127.0.0.1", str(config.dicom.port), *rest)
+        assert proc.returncode == 0, proc.stderr
+        found = wait_for(lambda: jobs(store), timeout=30)
+    finally:
+        scp.send_signal(signal.SIGTERM)
+        scp.wait(timeout=30)
+    assert len(found) == 1
+    job = found[0]
+    assert job.metadata_["instances"] == 200
+    received = {p.stem: p for p in (config.payloads_dir / job.payload_id / "input").iterdir()}
+    assert set(received) == set(uids)
+    for uid, sent in uids.items():
+        assert dataset_bytes(received[uid]) == dataset_bytes(sent)
+    assert len(jobs(store)) == 1
