@@ -31,11 +31,11 @@ def mangle(text: str, rnd: random.Random) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(2))
 def test_mangled_input_never_raises_anything_but_project_error(seed: int, make_project) -> None:
     rnd = random.Random(seed)
     rejected = 0
-    for _ in range(150):
+    for _ in range(100):
         in_project = rnd.random() < 0.5
         project = mangle(BASE_PROJECT, rnd) if in_project else BASE_PROJECT
         pipeline = BASE_PIPELINE if in_project else mangle(BASE_PIPELINE, rnd)
@@ -45,4 +45,4 @@ def test_mangled_input_never_raises_anything_but_project_error(seed: int, make_p
         except ProjectError as exc:
             rejected += 1
             assert exc.diagnostics and all(d.location.line >= 1 and d.message for d in exc.diagnostics)
-    assert rejected > 50          # the mangling really produces invalid input
+    assert rejected > 30          # the mangling really produces invalid input
