@@ -198,6 +198,9 @@ class ModelRegistry:
     def _session(self, info: ModelInfo, version: int) -> ort.InferenceSession:
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # Idle intra-op threads must not spin: they would steal the CPU the request/response
+        # handling (and, on a shared host, the operators) need between runs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(str(info.model_files[version]), sess_options=options,
                                     providers=providers_for(info.config))
 
