@@ -9,15 +9,12 @@ project's on first use): there is no other place to read the state from.
 
 from __future__ import annotations
 
-import io
 import logging
-import tarfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -25,6 +22,7 @@ from claractl.plan import ActualObject, ActualState, ApplyResult, Change, Resour
 from claractl.plan import address as addr
 from claractl.plan.model import DELETE, REPLACE
 from claractl.plan.secrets import plain
+from claractl.platform.client import ApiError, PlatformClient
 from claractl.platform.config import PlatformConfig
 from claractl.project.model import Project
 from claractl.targets.base import LockHeld, LockInfo, Target
@@ -115,35 +113,6 @@ def services_from_config(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def model_archive(model_dir: Path) -> bytes:
-    """The model directory as tar.gz with paths relative to it (what PUT /models/{name} takes)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path in sorted(model_dir.rglob("*")):
-            if path.is_file():
-                tar.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
-    return buf.getvalue()
-
-
-def _items(data: Any, key: str) -> list[dict[str, Any]]:
-    """Accept both a bare JSON list and {"<key>": [...]} / {"items": [...]}."""
-    if isinstance(data, list):
-        return data
-    if isinstance(data, dict):
-        for k in (key, "items"):
-            if isinstance(data.get(k), list):
-                return data[k]
-    raise TargetError(f"unexpected response listing {key}: {str(data)[:200]}")
-
-
-def _detail(resp: httpx.Response) -> str:
-    try:
-        body = resp.json()
-        return str(body.get("detail", body)) if isinstance(body, dict) else str(body)
-    except ValueError:
-        return resp.text[:300]
-
-
 class LocalTarget(Target):
     type = "local"
 
@@ -152,8 +121,7 @@ class LocalTarget(Target):
         state_dir = project.target.local.get("state-dir", ".clara")
         self.state_dir = (project.root / state_dir).resolve()
         self._service_lock = threading.Lock()
-        self._client: httpx.Client | None = None
-        self._client_url = ""
+        self._client: PlatformClient | None = None
         self._stopped = False
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -161,24 +129,22 @@ class LocalTarget(Target):
     def config(self) -> PlatformConfig:
         return PlatformConfig.load(self.state_dir)
 
-    def client(self) -> httpx.Client:
-        config = self.config()
-        url = config.api_url + "/api/v1"
-        if self._client is None or self._client_url != url:
-            token = platform_process.token(self.state_dir)
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            self._client = httpx.Client(base_url=url, headers=headers, timeout=60.0)
-            self._client_url = url
+    def client(self) -> PlatformClient:
+        """A client for the platform's current address (an applied api-port change moves it)."""
+        url = self.config().api_url
+        if self._client is None or self._client.base_url != url:
+            self._client = PlatformClient(url, token=platform_process.token(self.state_dir), timeout=60.0)
         return self._client
 
-    def _call(self, method: str, path: str, ok: tuple[int, ...] = (200, 201, 204), **kw: Any) -> httpx.Response:
+    def api(self, method: str, *args: Any, missing_ok: bool = False, **kw: Any) -> Any:
+        """Call one PlatformClient method; API errors become TargetErrors that read well."""
         try:
-            resp = self.client().request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise TargetError(f"platform API at {self._client_url} is not reachable: {exc}") from None
-        if resp.status_code not in ok:
-            raise TargetError(f"{method} {path}: HTTP {resp.status_code}: {_detail(resp)}")
-        return resp
+            return getattr(self.client(), method)(*args, **kw)
+        except ApiError as exc:
+            if missing_ok and exc.status == 404:
+                return None
+            raise TargetError(f"platform API ({method.replace('_', ' ')} {' '.join(map(str, args))}): "
+                              f"{exc.detail if exc.status else exc}") from None
 
     def ensure_running(self, notes: list[str] | None = None) -> None:
         """Start the platform when it is not running: last applied settings, or the project's."""
@@ -211,24 +177,24 @@ class LocalTarget(Target):
         state = ActualState()
         self.ensure_running(state.notes)
         owner = self.project.name
-        config = self._call("GET", "/config").json()
+        config = self.api("get_config")
         for name, fields in services_from_config(config).items():
             state.add(ActualObject(addr.make("service", name), fields, owner))
-        for m in _items(self._call("GET", "/models").json(), "models"):
+        for m in self.api("list_models"):
             state.add(ActualObject(addr.make("model", m["name"]),
                                    {"digest": m.get("digest"), "state": m.get("state")}, m.get("owner")))
-        for p in _items(self._call("GET", "/pipelines").json(), "pipelines"):
+        for p in self.api("list_pipelines"):
             state.add(ActualObject(addr.make("pipeline", p["name"]),
                                    {"definition": p.get("definition"), "export": p.get("export") or []}, p.get("owner")))
-        for a in _items(self._call("GET", "/ae-titles").json(), "ae_titles"):
+        for a in self.api("list_ae_titles"):
             state.add(ActualObject(addr.make("ae-title", a["ae_title"]), {
                 "pipelines": a.get("pipelines", []), "group-by": a.get("group_by"),
                 "timeout": a.get("timeout"), "priority": a.get("priority"),
             }, a.get("owner")))
-        for s in _items(self._call("GET", "/sources").json(), "sources"):
+        for s in self.api("list_sources"):
             state.add(ActualObject(addr.make("source", s["name"]),
                                    {"ae-title": s.get("ae_title"), "host": s.get("host")}, s.get("owner")))
-        for d in _items(self._call("GET", "/destinations").json(), "destinations"):
+        for d in self.api("list_destinations"):
             state.add(ActualObject(addr.make("destination", d["name"]),
                                    {"ae-title": d.get("ae_title"), "host": d.get("host"), "port": d.get("port")},
                                    d.get("owner")))
@@ -268,50 +234,40 @@ class LocalTarget(Target):
                                                    timeout=READY_TIMEOUT)
 
     def _delete(self, kind: str, name: str) -> None:
-        path = {"model": "models", "pipeline": "pipelines", "ae-title": "ae-titles",
-                "source": "sources", "destination": "destinations"}[kind]
-        self._call("DELETE", f"/{path}/{quote(name, safe='')}", ok=(200, 202, 204, 404))
+        self.api("delete_" + kind.replace("-", "_"), name, missing_ok=True)
 
     def _put_model(self, name: str, desired: Resource) -> None:
         model_dir = next(m.path for m in self.project.models if m.name == name)
-        n = quote(name, safe="")
-        model = self._call("PUT", f"/models/{n}", params={"owner": self.project.name},
-                           content=model_archive(model_dir), headers={"Content-Type": "application/gzip"}).json()
+        model = self.api("put_model", name, model_dir, owner=self.project.name)
         if "state" not in desired.fields:          # inference disabled: nothing to load
             return
         if model.get("state") != "LOADED":
-            self._call("POST", f"/models/{n}/load", ok=(200, 422))
+            model = self.api("load_model", name)
         deadline = time.monotonic() + MODEL_LOAD_TIMEOUT
-        while True:
-            model = self._call("GET", f"/models/{n}").json()
-            if model.get("state") == "LOADED":
-                return
+        while model.get("state") != "LOADED":
             if model.get("state") == "FAILED":
                 raise TargetError(f"model {name} failed to load: {model.get('message') or 'no message'}")
             if time.monotonic() > deadline:
                 raise TargetError(f"model {name} not LOADED after {MODEL_LOAD_TIMEOUT:.0f} s (state {model.get('state')})")
             time.sleep(0.2)
+            model = self.api("get_model", name)
 
     def _put_pipeline(self, name: str, desired: Resource) -> None:
         ref = next(p for p in self.project.pipelines if p.name == name)
-        self._call("PUT", f"/pipelines/{quote(name, safe='')}",
-                   json={"definition_text": ref.definition_text, "export": plain(ref.export), "owner": self.project.name})
+        self.api("put_pipeline", name, ref.definition_text, export=plain(ref.export), owner=self.project.name)
 
     def _put_ae_title(self, name: str, desired: Resource) -> None:
         f = desired.fields
-        self._call("PUT", f"/ae-titles/{quote(name, safe='')}", json={
-            "pipelines": f["pipelines"], "group_by": f["group-by"], "timeout": f["timeout"],
-            "priority": f["priority"], "owner": self.project.name})
+        self.api("put_ae_title", name, f["pipelines"], group_by=f["group-by"], timeout=f["timeout"],
+                 priority=f["priority"], owner=self.project.name)
 
     def _put_source(self, name: str, desired: Resource) -> None:
         f = desired.fields
-        self._call("PUT", f"/sources/{quote(name, safe='')}",
-                   json={"ae_title": f["ae-title"], "host": f["host"], "owner": self.project.name})
+        self.api("put_source", name, f["ae-title"], f["host"], owner=self.project.name)
 
     def _put_destination(self, name: str, desired: Resource) -> None:
         f = desired.fields
-        self._call("PUT", f"/destinations/{quote(name, safe='')}",
-                   json={"ae_title": f["ae-title"], "host": f["host"], "port": f["port"], "owner": self.project.name})
+        self.api("put_destination", name, f["ae-title"], f["host"], f["port"], owner=self.project.name)
 
     def after_apply(self, result: ApplyResult) -> None:
         if self._client is not None:
@@ -320,33 +276,37 @@ class LocalTarget(Target):
 
     # ---- lock -----------------------------------------------------------------------------
 
-    def _lock_path(self) -> str:
-        return f"/locks/{quote(self.scope, safe='/')}"
-
     def acquire_lock(self, holder: str) -> LockInfo:
         self.ensure_running()
-        resp = self._call("POST", self._lock_path(), ok=(200, 201, 409), json={"holder": holder})
-        info = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
-        created = _parse_time(info.get("created_at"))
-        if created is None and isinstance(info.get("age_seconds"), (int, float)):
-            created = datetime.now(timezone.utc) - timedelta(seconds=info["age_seconds"])
-        lock = LockInfo(str(info.get("lock_id", "?")), str(info.get("holder", "unknown")), created)
-        if resp.status_code == 409:
-            if "holder" not in info:          # released concurrently: try again
-                raise LockHeld(LockInfo("?", "an apply that just finished", None))
-            raise LockHeld(lock)
-        return lock
+        try:
+            info = self.client().acquire_lock(self.scope, holder)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise TargetError(f"platform API (acquire lock {self.scope}): {exc.detail}") from None
+            body = exc.body
+            if "holder" not in body:          # released concurrently: the caller tries again
+                raise LockHeld(LockInfo("?", "an apply that just finished", None)) from None
+            age = body.get("age_seconds")
+            created = datetime.now(timezone.utc) - timedelta(seconds=age) if isinstance(age, (int, float)) else None
+            raise LockHeld(LockInfo(str(body.get("lock_id", "?")), str(body["holder"]), created)) from None
+        return LockInfo(str(info["lock_id"]), str(info["holder"]), _parse_time(info.get("created_at")))
 
     def release_lock(self, lock: LockInfo) -> None:
         try:
-            self._call("DELETE", self._lock_path(), ok=(200, 204, 404), params={"lock_id": lock.lock_id})
-        except TargetError as exc:   # e.g. a destroy stopped the platform: the lock went with it
+            self.client().release_lock(self.scope, lock_id=lock.lock_id)
+        except ApiError as exc:   # e.g. a destroy stopped the platform: the lock went with it
             log.info("apply lock not released: %s", exc)
 
     def force_unlock(self, lock_id: str) -> None:
-        resp = self._call("DELETE", self._lock_path(), ok=(200, 204, 404, 409), params={"lock_id": lock_id, "force": "true"})
-        if resp.status_code != 200 and resp.status_code != 204:
-            raise TargetError(f"no apply lock {lock_id} on {self.scope}: {_detail(resp)}")
+        self.ensure_running()
+        try:
+            current = self.client().get_lock(self.scope)
+        except ApiError as exc:
+            raise TargetError(f"no apply lock is held on {self.scope}" if exc.status == 404 else str(exc)) from None
+        if current.get("lock_id") != lock_id:
+            raise TargetError(f"lock {lock_id} does not hold {self.scope}; it is held by "
+                              f"{current.get('holder')} (lock ID {current.get('lock_id')})")
+        self.api("release_lock", self.scope, force=True)
 
 
 class _PlatformProcess:
