@@ -1,9 +1,121 @@
-"""Commands of this group are being built; see the issue tracker."""
+"""`claractl dicom echo|send|status`: parse, call claractl.platform.dicom, print."""
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+from claractl.cli import console as cli_console
+
+dicom_app = typer.Typer(help="Talk DICOM: verify peers, send files, show the adapter status.",
+                        no_args_is_help=True)
+
+
+def _peer(text: str):
+    from claractl.platform.dicom.scu import parse_peer
+    try:
+        return parse_peer(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc))
+
+
+@dicom_app.command()
+def echo(
+    address: str = typer.Argument(..., metavar="AE@HOST:PORT", help="The peer to verify."),
+    calling_ae: str = typer.Option("CLARACTL", "--calling-ae", help="Our AE title."),
+) -> None:
+    """C-ECHO a DICOM peer."""
+    from claractl.platform.dicom.scu import DicomPeerError, echo as do_echo
+    peer = _peer(address)
+    try:
+        status = do_echo(peer, calling_ae=calling_ae)
+    except DicomPeerError as exc:
+        cli_console.err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1)
+    cli_console.console.print(f"C-ECHO {peer}: {status}")
+
+
+@dicom_app.command()
+def send(
+    paths: List[Path] = typer.Argument(..., help="DICOM files or directories (searched recursively)."),
+    to: str = typer.Option(..., "--to", metavar="AE@HOST:PORT", help="Destination."),
+    calling_ae: str = typer.Option("CLARACTL", "--calling-ae", help="Our AE title."),
+    associations: int = typer.Option(1, "--associations", "-j", min=1, max=32, help="Parallel associations."),
+) -> None:
+    """C-STORE files to a peer, with a progress bar and a summary of statuses."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from claractl.platform.dicom.scu import collect_files, send_files
+    peer = _peer(to)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        cli_console.err_console.print(f"[red]error:[/] no such file or directory: {', '.join(missing)}")
+        raise typer.Exit(2)
+    files = collect_files(paths)
+    if not files:
+        cli_console.err_console.print("[red]error:[/] no DICOM files (Part 10, with 'DICM' preamble) found")
+        raise typer.Exit(2)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=cli_console.console, transient=False) as progress:
+        bar = progress.add_task(f"sending to {peer}", total=len(files))
+        results = send_files(peer, files, calling_ae=calling_ae, associations=associations,
+                             on_done=lambda r: progress.advance(bar))
+    counts = Counter(r.message for r in results)
+    for message, n in counts.most_common():
+        cli_console.console.print(f"  {n:6d}  {message}")
+    failed = [r for r in results if not r.ok]
+    for r in failed[:10]:
+        cli_console.err_console.print(f"[red]failed:[/] {r.path}: {r.message}")
+    if len(failed) > 10:
+        cli_console.err_console.print(f"… and {len(failed) - 10} more")
+    cli_console.console.print(f"{len(results) - len(failed)} of {len(results)} instances accepted by {peer}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@dicom_app.command()
+def status(
+    api: Optional[str] = typer.Option(None, "--api", help="Platform API URL (default: from the state dir)."),
+    state_dir: str = typer.Option(".clara", "--state-dir", help="State dir of a local platform."),
+    as_json: bool = typer.Option(False, "--json", help="Print the raw status document."),
+) -> None:
+    """Associations, open groups and instances received by the running DICOM adapter."""
+    import json
+    from claractl.platform.config import PlatformConfig
+    from claractl.platform.dicom.status_client import StatusUnavailable, fetch_status
+    token = None
+    if api is None:
+        config = PlatformConfig.load(state_dir)
+        api = config.api_url
+        try:
+            from claractl.platform.api.auth import read_token
+            token = read_token(config)
+        except Exception:
+            token = None
+    try:
+        doc = fetch_status(api, token)
+    except StatusUnavailable as exc:
+        cli_console.err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    c = cli_console.console
+    c.print(f"DICOM adapter {doc.get('ae_title')} on port {doc.get('port')}: "
+            f"{'running' if doc.get('running') else 'stopped'}")
+    for key in ("associations_active", "groups_open", "instances_received", "bytes_received", "jobs_created",
+                "associations_accepted", "associations_rejected", "store_failures", "out_of_resources"):
+        c.print(f"  {key.replace('_', ' '):24s} {doc.get(key, 0)}")
+    for g in doc.get("groups", []):
+        c.print(f"  group {g['called_ae']}/{g['key']}: {g['instances']} instances, idle {g['idle_s']}s")
+    export = doc.get("export")
+    if export:
+        c.print(f"  export agent: {export.get('tasks_succeeded', 0)} tasks succeeded, "
+                f"{export.get('tasks_failed', 0)} failed, {export.get('files_sent', 0)} files sent")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.add_typer(dicom_app, name="dicom")

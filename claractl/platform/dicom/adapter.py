@@ -139,8 +139,14 @@ class DicomAdapter:
                 (evt.EVT_C_STORE, self._on_store),
             ]
             self._ae = ae
-            self._server = ae.start_server((self.settings.host, self.settings.port), block=False,
-                                           evt_handlers=handlers)
+            try:
+                self._server = ae.start_server((self.settings.host, self.settings.port), block=False,
+                                               evt_handlers=handlers)
+            except OSError as exc:
+                audit.detach(self._audit_handler)
+                self._audit_handler = None
+                raise RuntimeError(f"DICOM SCP cannot listen on {self.settings.host}:{self.settings.port}: "
+                                   f"{exc.strerror or exc}") from exc
             self._stopping.clear()
             self._closer = threading.Thread(target=self._close_loop, name="dicom-group-closer", daemon=True)
             self._closer.start()
@@ -176,7 +182,7 @@ class DicomAdapter:
         active = len(server.active_associations) if server is not None else 0
         with self._lock:
             counters = dict(self._counters)
-        out = {"running": server is not None, "ae_title": self.settings.ae_title, "port": self.port,
+        out = {"running": server is not None, "ready": server is not None, "ae_title": self.settings.ae_title, "port": self.port,
                "associations_active": active, "groups_open": self.groups.open_count(),
                "groups": self.groups.snapshot(), **counters,
                "rejects": counters["associations_rejected"] + counters["store_failures"]
