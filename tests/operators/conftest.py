@@ -65,3 +65,59 @@ def onnx_predict():
         pytest.fail(f"{MODEL_ONNX} missing: run python tools/train_ct_organs.py")
     sess = ort.InferenceSession(str(MODEL_ONNX), providers=["CPUExecutionProvider"])
     return lambda x: sess.run(["OUTPUT__0"], {"INPUT__0": x})[0]
+
+
+@pytest.fixture(scope="session")
+def demo_volumes(tmp_path_factory, demo_study):
+    """dicom-reader output for the demo study: <SeriesInstanceUID>.nii.gz + .json."""
+    _, study, _ = demo_study
+    out = tmp_path_factory.mktemp("demo-volumes")
+    run_operator("dicom_reader", "--input", study / "dicom", "--output", out)
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def triton_env(tmp_path_factory):
+    """The platform's inference service as its own process, serving the blueprint's model
+    repository; yields the operator environment (NVIDIA_TRITON_HTTPURI / GRPCURI)."""
+    import time
+
+    import tritonclient.http as httpclient
+
+    http_port, grpc_port = _free_port(), _free_port()
+    log = tmp_path_factory.mktemp("triton") / "service.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "claractl.platform.inference", "--repository", str(MODEL_DIR.parent),
+             "--host", "127.0.0.1", "--http-port", str(http_port), "--grpc-port", str(grpc_port),
+             "--load-model", "ct-organs"], stdout=f, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"inference service exited: {log.read_text()}")
+            try:
+                if httpclient.InferenceServerClient(f"127.0.0.1:{http_port}").is_model_ready("ct-organs"):
+                    break
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"inference service not ready in 60 s: {log.read_text()}")
+            time.sleep(0.2)
+        yield {"NVIDIA_TRITON_HTTPURI": f"127.0.0.1:{http_port}", "NVIDIA_TRITON_GRPCURI": f"127.0.0.1:{grpc_port}",
+               "NVIDIA_CLARA_TRTISURI": ""}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
