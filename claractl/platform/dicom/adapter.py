@@ -298,7 +298,7 @@ class DicomAdapter:
         stored = None
         try:
             path = group.dir / f"{safe_name(sop_uid)}.dcm"
-            if path.exists() and not self.settings.overwrite_duplicates:
+            if not self.settings.overwrite_duplicates and path.exists():
                 log.info("C-STORE %s duplicate kept (overwrite_duplicates off)", sop_uid)
             else:
                 write_durable(path, (b"\0" * 128, b"DICM", meta, stream))

@@ -50,6 +50,7 @@ class Group:
     patient_id: str = ""
     study_uid: str = ""
     series_uids: set[str] = field(default_factory=set)
+    ready: threading.Event = field(default_factory=threading.Event)   # directory + group.json on disk
 
     def note(self, sop_uid: str, patient_id: str, study_uid: str, series_uid: str) -> None:
         self.instances.add(sop_uid)
@@ -92,14 +93,17 @@ class GroupManager:
                         "peer": peer, "timeout": timeout, "created": datetime.now(timezone.utc).isoformat()}
                 write_durable(group.dir / META_FILE, [json.dumps(meta).encode()])
             except BaseException:
+                with self._lock:
+                    if self._groups.get((called_ae, key)) is group:
+                        del self._groups[(called_ae, key)]
+                group.ready.set()
                 self.release(group, None)
                 raise
-        else:
-            # The creating thread may still be writing group.json; wait for the directory.
-            for _ in range(200):
-                if group.dir.exists():
-                    break
-                time.sleep(0.005)
+            group.ready.set()
+        elif not group.ready.wait(30) or not group.dir.exists():
+            # The creating thread failed to make the directory.
+            self.release(group, None)
+            raise OSError(f"group directory {group.dir} could not be created")
         return group
 
     def release(self, group: Group, instance: tuple[str, str, str, str] | None) -> None:
@@ -160,6 +164,7 @@ class GroupManager:
                 except Exception as exc:  # a file we wrote ourselves; keep it, note it
                     log.warning("DICOM group %s: cannot read header of %s: %s", gdir, f.name, exc)
                     group.instances.add(f.stem)
+            group.ready.set()
             with self._lock:
                 existing = self._groups.get((group.called_ae, group.key))
                 if existing is None:

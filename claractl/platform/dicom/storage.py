@@ -32,7 +32,7 @@ def write_durable(path: Path, chunks: list[bytes] | tuple[bytes, ...]) -> None:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-        os.fsync(fd)
+        os.fdatasync(fd)   # data and size; the directory fsync below makes the name durable
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)

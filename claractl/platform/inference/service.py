@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -23,11 +22,6 @@ class InferenceServiceError(RuntimeError):
     pass
 
 
-class _ThreadedUvicorn(uvicorn.Server):
-    def install_signal_handlers(self) -> None:   # the platform process owns the signals
-        pass
-
-
 class InferenceService:
     """`start()` binds HTTP (`config.inference.http_port`) and gRPC (`grpc_port`) on
     `config.inference.host`, serving `config.models_dir` with explicit model control.
@@ -41,7 +35,7 @@ class InferenceService:
         self.registry = ModelRegistry(self.repository)
         self.http_port: int | None = None
         self.grpc_port: int | None = None
-        self._http: _ThreadedUvicorn | None = None
+        self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._http_error: BaseException | None = None
         self._grpc = None
@@ -105,11 +99,11 @@ class InferenceService:
         app = create_app(self.registry, lambda: self._ready)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                 loop="uvloop", http="httptools", lifespan="off", timeout_keep_alive=30)
-        self._http = _ThreadedUvicorn(config)
+        self._http = uvicorn.Server(config)
 
         def run() -> None:
             try:
-                asyncio.run(self._http.serve())
+                self._http.run()     # off the main thread uvicorn leaves signals alone
             except BaseException as e:  # noqa: BLE001 - uvicorn exits via SystemExit on bind errors
                 self._http_error = e
 

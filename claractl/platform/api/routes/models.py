@@ -98,7 +98,7 @@ def get_model(name: str = NamePath, c: ApiContext = Depends(ctx)):
 
 
 @router.put("/models/{name}", response_model=ModelOut,
-            openapi_extra={"requestBody": {"required": True, "content": {"application/gzip": {
+            openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
                 "schema": {"type": "string", "format": "binary"}}}}})
 async def put_model(request: Request, response: Response, name: str = NamePath,
                     owner: str | None = Query(default=None, max_length=255), c: ApiContext = Depends(ctx)):
