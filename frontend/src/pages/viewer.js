@@ -61,7 +61,7 @@ export async function viewerPage(root, [jobId]) {
   const { Niivue, SHOW_RENDER, SLICE_TYPE } = await import('@niivue/niivue')
   const nv = new Niivue({
     backColor: [0, 0, 0, 1], show3Dcrosshair: true, isColorbar: false, dragAndDropEnabled: false,
-    multiplanarShowRender: SHOW_RENDER.ALWAYS, loadingText: 'loading…', crosshairColor: [0.2, 0.8, 1, 0.8],
+    multiplanarShowRender: SHOW_RENDER.ALWAYS, loadingText: 'loading', crosshairColor: [0.2, 0.8, 1, 0.8],
   })
   await nv.attachToCanvas(canvas)
   let hidden = new Set()
@@ -82,6 +82,12 @@ export async function viewerPage(root, [jobId]) {
     label.setColormapLabel(labelColormap(current.segments))
     nv.setOpacity(1, overlayToggle.checked ? Number(opacity.value) : 0)
     nv.updateGLVolume()
+    markDrawn()
+  }
+
+  // After two frames the canvas shows the change; `data-drawn` tells tests (and nobody else).
+  function markDrawn() {
+    requestAnimationFrame(() => requestAnimationFrame(() => { document.body.dataset.drawn = String(performance.now()) }))
   }
 
   function setWindow(width, level) {
@@ -91,6 +97,7 @@ export async function viewerPage(root, [jobId]) {
     vol.cal_min = level - width / 2
     vol.cal_max = level + width / 2
     nv.updateGLVolume()
+    markDrawn()
   }
 
   function setLayout(mode) {
@@ -130,9 +137,8 @@ export async function viewerPage(root, [jobId]) {
     requestAnimationFrame(() => requestAnimationFrame(() => { document.body.dataset.viewer = 'ready' }))
   }
 
-  const redraw = (fn) => (e) => { fn(e); requestAnimationFrame(() => requestAnimationFrame(() => { document.body.dataset.drawn = String(Date.now()) })) }
-  overlayToggle.addEventListener('change', redraw(applyOverlay))
-  opacity.addEventListener('input', redraw(applyOverlay))
+  overlayToggle.addEventListener('change', applyOverlay)
+  opacity.addEventListener('input', applyOverlay)
   seriesSelect.addEventListener('change', () => open(info.series[Number(seriesSelect.value)]))
   layout.addEventListener('change', () => setLayout(layout.value))
   for (const input of [wl.width, wl.level]) input.addEventListener('change', () => setWindow(Number(wl.width.value), Number(wl.level.value)))
