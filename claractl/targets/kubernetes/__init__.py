@@ -4,12 +4,13 @@ Public surface for the plan engine:
 - `desired_objects(project, reveal_secrets)` → rendered, inventory-labelled objects per service
 - `load_api_client(context)` + `Rest(api_client)`; `read_inventory(rest, namespace, project)`
 - `field_changes(desired, live)` / `normalize_for_diff(obj, like)` — what differs, kubectl-diff style
-- `apply_object(rest, obj, force_conflicts)`, `delete_object(rest, obj)`, `wait_ready(rest, obj, timeout)`
+- `apply_object(rest, obj, force_conflicts)`, `delete_object(rest, obj)`, `existing_owner(rest, obj)`
+  (check before a create: a same-named object of another project or made by hand), `wait_ready(rest, obj, timeout)`
 - `LeaseLock(rest, namespace, project)`, `force_unlock(rest, namespace, project)`
 - errors: `KubeError` (one line), `ApplyConflict`, `LockHeld`, `WaitTimeout`
 """
 
-from claractl.targets.kubernetes.apply import apply_object, delete_object
+from claractl.targets.kubernetes.apply import apply_object, delete_object, existing_owner
 from claractl.targets.kubernetes.client import KINDS, Rest, load_api_client
 from claractl.targets.kubernetes.diff import field_changes, normalize_for_diff
 from claractl.targets.kubernetes.errors import ApplyConflict, KubeError, LockHeld, WaitTimeout
@@ -21,6 +22,6 @@ from claractl.targets.kubernetes.wait import readiness, wait_ready
 
 __all__ = [
     "ApplyConflict", "DesiredObject", "KINDS", "KubeError", "LeaseLock", "LockHeld", "Rest", "WaitTimeout",
-    "apply_object", "delete_object", "desired_objects", "field_changes", "force_unlock", "load_api_client",
+    "apply_object", "delete_object", "existing_owner", "desired_objects", "field_changes", "force_unlock", "load_api_client",
     "normalize_for_diff", "object_address", "read_inventory", "readiness", "values_for", "wait_ready",
 ]

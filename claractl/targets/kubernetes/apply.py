@@ -47,6 +47,20 @@ def apply_object(rest: Rest, obj: dict[str, Any], force_conflicts: bool = False,
         raise translate(exc, f"apply {_address(obj)}", rest.host) from None
 
 
+def existing_owner(rest: Rest, obj: dict[str, Any]) -> str | None:
+    """For a planned create: the claractl project that owns an object of that name already
+    ("" = one not made by claractl), or None when the name is free. Two projects sharing a
+    namespace would otherwise take each other's objects over silently (same field manager)."""
+    from claractl.targets.kubernetes.manifests import PROJECT_LABEL
+
+    kind = kind_of(obj)
+    meta = obj["metadata"]
+    live = rest.get(kind, meta.get("namespace") if kind.namespaced else None, meta["name"])
+    if live is None:
+        return None
+    return ((live.get("metadata") or {}).get("labels") or {}).get(PROJECT_LABEL, "")
+
+
 def delete_object(rest: Rest, obj: dict[str, Any], dry_run: bool = False) -> bool:
     """Delete obj (background propagation); False when it was already gone."""
     kind = kind_of(obj)

@@ -77,5 +77,14 @@ def _walk(path: str, before: Any, after: Any, out: list) -> None:
     if isinstance(before, dict) and isinstance(after, dict):
         for key in list(after) + [k for k in before if k not in after]:
             _walk(f"{path}.{key}", before.get(key), after.get(key), out)
-    elif before != after:
+        return
+    key = _list_key(after) if isinstance(after, list) and isinstance(before, list) else None
+    if key and all(isinstance(i, dict) and key in i for i in before):
+        # containers[name=triton].image rather than the whole list
+        old = {i[key]: i for i in before}
+        new = {i[key]: i for i in after}
+        for item in list(new) + [k for k in old if k not in new]:
+            _walk(f"{path}[{key}={item}]", old.get(item), new.get(item), out)
+        return
+    if before != after:
         out.append((path, before, after))
