@@ -151,7 +151,7 @@ def main() -> None:
             assert fns["http"]().shape == fns["grpc"]().shape == (1, 4, 64, 64, 64)
             np.testing.assert_allclose(fns["http"](), fns["direct"]()[0], rtol=1e-5, atol=1e-5)
             t = timed_interleaved(fns, args.iterations)
-            del session
+            session = None                                # only the service holds a session now
             md, mh, mg = (statistics.median(t[k]) * 1000 for k in ("direct", "http", "grpc"))
             fmt = lambda v: f"{statistics.median(v) * 1000:6.1f} ({statistics.mean(v) * 1000:5.1f})"  # noqa: E731
             print(f"{label:30} {fmt(t['direct']):>14} {fmt(t['http']):>14} {fmt(t['grpc']):>14} "

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 
-import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
@@ -13,7 +11,7 @@ from tritonclient.utils import InferenceServerException
 
 from claractl.platform.config import InferenceSettings, PlatformConfig
 from claractl.platform.inference import InferenceError, InferenceService, InferenceServiceError
-from tests.inference.onnx_models import IDENTITY_CONFIG, build_repository, identity, write_model
+from tests.inference.onnx_models import build_repository, identity
 
 
 @pytest.fixture()
