@@ -51,6 +51,7 @@ class Group:
     study_uid: str = ""
     series_uids: set[str] = field(default_factory=set)
     ready: threading.Event = field(default_factory=threading.Event)   # directory + group.json on disk
+    broken: bool = False                                              # … or creating them failed
 
     def note(self, sop_uid: str, patient_id: str, study_uid: str, series_uid: str) -> None:
         self.instances.add(sop_uid)
@@ -96,11 +97,12 @@ class GroupManager:
                 with self._lock:
                     if self._groups.get((called_ae, key)) is group:
                         del self._groups[(called_ae, key)]
+                group.broken = True
                 group.ready.set()
                 self.release(group, None)
                 raise
             group.ready.set()
-        elif not group.ready.wait(30) or not group.dir.exists():
+        elif not group.ready.wait(30) or group.broken:
             # The creating thread failed to make the directory.
             self.release(group, None)
             raise OSError(f"group directory {group.dir} could not be created")
