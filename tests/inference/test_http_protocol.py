@@ -180,3 +180,13 @@ def test_concurrent_requests_each_get_their_own_answer(service):
 
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(one, range(40)))
+
+
+def test_unimplemented_routes_answer_json_errors(service):
+    base = f"http://127.0.0.1:{service.http_port}"
+    r = httpx.get(f"{base}/v2/trace/setting")
+    assert r.status_code == 404 and "not found" in r.json()["error"]
+    r = httpx.get(f"{base}/v2/models/stats")
+    assert r.status_code == 400 and "statistics extension is not supported" in r.json()["error"]
+    r = httpx.get(f"{base}/v2/models/simple/infer")          # infer is POST only
+    assert r.status_code == 405 and r.json()["error"]

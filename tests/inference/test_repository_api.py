@@ -141,3 +141,35 @@ def test_port_in_use_is_a_clear_error(fresh, tmp_path):
     with pytest.raises(InferenceServiceError, match=f"127.0.0.1:{fresh.http_port}"):
         other.start()
     assert other.status()["state"] == "stopped"
+    config.inference = InferenceSettings(host="127.0.0.1", http_port=0, grpc_port=fresh.grpc_port)
+    with pytest.raises(InferenceServiceError, match=f"gRPC server could not listen on 127.0.0.1:{fresh.grpc_port}"):
+        InferenceService(config, repository=fresh.repository).start()
+    assert fresh.status()["state"] == "running"            # the first service is untouched
+
+
+def test_inference_keeps_answering_while_the_model_reloads(fresh):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    fresh.load_model("identity")
+    stop = False
+
+    def infer_until_stopped() -> int:
+        client = httpclient.InferenceServerClient(f"127.0.0.1:{fresh.http_port}")
+        x = np.arange(8, dtype=np.float32).reshape(2, 4)
+        count = 0
+        while not stop or count == 0:
+            inp = httpclient.InferInput("x", [2, 4], "FP32")
+            inp.set_data_from_numpy(x)
+            assert np.array_equal(client.infer("identity", [inp]).as_numpy("y"), x)
+            count += 1
+        client.close()
+        return count
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(infer_until_stopped) for _ in range(3)]
+        for _ in range(5):
+            fresh.load_model("identity")          # reload: sessions swapped under running requests
+        stop = True
+        assert all(f.result(timeout=30) > 0 for f in futures)

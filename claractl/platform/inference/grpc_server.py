@@ -189,9 +189,9 @@ def create_grpc_server(registry: ModelRegistry, address: str, is_ready=lambda: T
     _add_servicer(TritonServicer(registry, is_ready), server)
     try:
         port = server.add_insecure_port(address)
-    except RuntimeError as e:
-        raise OSError(f"cannot listen for gRPC on {address}: {e}") from None
+    except RuntimeError:
+        raise OSError(f"inference gRPC server could not listen on {address} (port in use?)") from None
     if port == 0:
-        raise OSError(f"cannot listen for gRPC on {address}")
+        raise OSError(f"inference gRPC server could not listen on {address} (port in use?)")
     server.start()
     return server, port

@@ -224,7 +224,12 @@ def create_app(registry: ModelRegistry, is_ready=lambda: True) -> Starlette:
             return _error(e)
         return Response(status_code=200)
 
+    async def statistics(_: Request) -> Response:
+        return _error(InferenceError("unsupported", "the statistics extension is not supported by this service"))
+
     routes = [
+        Route("/v2/models/stats", statistics), Route("/v2/models/{model}/stats", statistics),
+        Route("/v2/models/{model}/versions/{version}/stats", statistics),
         Route("/v2/health/live", live), Route("/v2/health/ready", ready), Route("/v2", server_meta),
         Route("/v2/repository/index", repository_index, methods=["POST"]),
         Route("/v2/repository/models/{model}/load", repository_load, methods=["POST"]),

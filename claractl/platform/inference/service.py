@@ -49,6 +49,9 @@ class InferenceService:
             self._grpc, self.grpc_port = create_grpc_server(
                 self.registry, f"{_grpc_host(settings.host)}:{settings.grpc_port}", lambda: self._ready)
             self._start_http(settings.host, settings.http_port, timeout)
+        except OSError as e:
+            self.stop()
+            raise InferenceServiceError(str(e)) from None
         except BaseException:
             self.stop()
             raise
