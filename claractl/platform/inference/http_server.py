@@ -127,9 +127,25 @@ def build_infer_response(model: str, version: int, request_id: str | None, outpu
     if request_id:
         response["id"] = request_id
     head = json.dumps(response, separators=(",", ":")).encode()
-    if not chunks:
-        return head, None
-    return b"".join([head, *chunks]), len(head)
+    return [head, *chunks], (len(head) if chunks else None)
+
+
+class _PartsResponse:
+    """An ASGI response sent as its parts (JSON header, then each output's buffer): the
+    multi-MB output arrays go to the socket without being joined into one bytes object."""
+
+    def __init__(self, parts: list, media_type: str, headers: dict[str, str]) -> None:
+        self.parts = [p for p in parts if len(p)]
+        length = sum(len(p) for p in self.parts)
+        self.headers = [(b"content-type", media_type.encode()), (b"content-length", str(length).encode())]
+        self.headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        if not self.parts:
+            await send({"type": "http.response.body", "body": b""})
+        for i, part in enumerate(self.parts):
+            await send({"type": "http.response.body", "body": part, "more_body": i < len(self.parts) - 1})
 
 
 def create_app(registry: ModelRegistry, is_ready=lambda: True) -> Starlette:
@@ -173,7 +189,7 @@ def create_app(registry: ModelRegistry, is_ready=lambda: True) -> Starlette:
             names, binary = _requested_outputs(header)
             version, outputs = await to_thread.run_sync(
                 registry.infer, p["model"], p.get("version", ""), tensors, names or None)
-            content, hlen = build_infer_response(p["model"], version, header.get("id"), outputs, binary)
+            parts, hlen = build_infer_response(p["model"], version, header.get("id"), outputs, binary)
         except InferenceError as e:
             return _error(e)
         headers = {}
@@ -184,11 +200,11 @@ def create_app(registry: ModelRegistry, is_ready=lambda: True) -> Starlette:
             if encoding in accept:
                 # Level 1 off the event loop: general HTTP clients ask for gzip by default, and
                 # tensors barely compress; speed matters more than the last few percent.
-                content = await to_thread.run_sync(compress, content)
+                parts = [await to_thread.run_sync(compress, b"".join(parts))]
                 headers["Content-Encoding"] = encoding
                 break
         media = "application/octet-stream" if hlen is not None else "application/json"
-        return Response(content, media_type=media, headers=headers)
+        return _PartsResponse(parts, media, headers)
 
     async def repository_index(request: Request) -> Response:
         try:
