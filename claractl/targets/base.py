@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Iterator
+
+import psutil
 
 from claractl.plan import (
     ActualState, ApplyResult, Change, LockError, Plan, PlanError, Resource, check_fresh, compute_plan, desired_state, walk,
@@ -51,6 +54,14 @@ def holder_name() -> str:
     except Exception:   # no user name in some containers
         user = str(os.getuid())
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
+
+
+def holder_is_gone(holder: str) -> bool:
+    """True when the holder ran on this machine and its process has exited (a stale lock)."""
+    m = re.fullmatch(r"[^@]*@(?P<host>\S+) pid (?P<pid>\d+)", holder)
+    if not m or m["host"] != socket.gethostname():
+        return False
+    return not psutil.pid_exists(int(m["pid"]))
 
 
 class Target(ABC):
@@ -120,8 +131,9 @@ def locked(target: Target, timeout: float = 0.0, poll: float = 0.5) -> Iterator[
             break
         except LockHeld as held:
             if time.monotonic() >= deadline:
+                gone = " — that process is no longer running" if holder_is_gone(held.info.holder) else ""
                 raise LockError(
-                    f"another apply holds the lock for {target.scope}: {held}. "
+                    f"another apply holds the lock for {target.scope}: {held}{gone}. "
                     f"If that process is gone, release it with `claractl force-unlock {held.info.lock_id}`."
                 ) from None
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))

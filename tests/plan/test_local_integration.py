@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 
 import httpx
 import pytest
@@ -101,10 +102,25 @@ def test_lock_contention_names_the_holder_and_force_unlock_releases_it(env):
     r = env.cli("apply", "--auto-approve", "--lock-timeout", "1s")
     assert r.exit_code == 1
     assert "alice@ws1 pid 4242" in r.output and held["lock_id"] in r.output and "force-unlock" in r.output
+    assert env.cli("force-unlock", "not-the-id").exit_code == 1          # only with the right ID
     r = env.cli("force-unlock", held["lock_id"])
     assert r.exit_code == 0, r.output
     converge(env, priority="higher")
     assert env.get("/ae-titles/HELLO")["priority"] == "higher"
+
+
+def test_second_apply_waits_for_the_lock_within_lock_timeout(env):
+    converge(env)
+    held = httpx.post(env.api + "/locks/plan-test/local", json={"holder": "bob@ci pid 7"}).json()
+    release = threading.Timer(1.5, lambda: httpx.delete(env.api + "/locks/plan-test/local",
+                                                        params={"lock_id": held["lock_id"]}))
+    release.start()
+    env.write(priority="lower")
+    r = env.cli("apply", "--auto-approve", "--lock-timeout", "30s")
+    release.join()
+    assert r.exit_code == 0, r.output
+    assert env.get("/ae-titles/HELLO")["priority"] == "lower"
+    assert httpx.get(env.api + "/locks/plan-test/local").status_code == 404      # released after apply
 
 
 def test_destroy_leaves_hand_made_objects_alone(env):
@@ -162,7 +178,7 @@ def test_killed_apply_is_finished_by_the_next_one(env):
     assert set(pending) == {f"ae-title.{n}" for n in names} - done | {"source.pacs-main", "destination.pacs-main"}
     # The killed apply still holds the lock: the error names it; force-unlock, then converge.
     r = env.cli("apply", "--auto-approve")
-    assert r.exit_code == 1 and "force-unlock" in r.output
+    assert r.exit_code == 1 and "force-unlock" in r.output and "no longer running" in r.output
     lock_id = httpx.get(env.api + "/locks/plan-test/local").json()["lock_id"]
     assert env.cli("force-unlock", lock_id).exit_code == 0
     converge(env, ae_titles=names)
