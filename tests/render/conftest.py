@@ -70,9 +70,8 @@ def serve(service: RenderService, port: int) -> tuple[_Server, threading.Thread]
     return server, thread
 
 
-@pytest.fixture
-def platform(tmp_path, built_ui):
-    rp = make_platform(tmp_path)
+def _running_platform(path: Path):
+    rp = make_platform(path)
     port = free_port()
     server, thread = serve(rp.service, port)
     rp.url = f"http://127.0.0.1:{port}"
@@ -81,6 +80,17 @@ def platform(tmp_path, built_ui):
     thread.join(timeout=5)
     rp.service.stop()
     rp.store.dispose()
+
+
+@pytest.fixture
+def platform(tmp_path, built_ui):
+    yield from _running_platform(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_platform(tmp_path_factory, built_ui):
+    """One server for a module whose tests share a loaded page (the viewer's WebGL warm-up is slow)."""
+    yield from _running_platform(tmp_path_factory.mktemp("render"))
 
 
 @pytest.fixture(scope="session")
@@ -93,13 +103,26 @@ def chromium():
         browser.close()
 
 
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(viewport={"width": 1280, "height": 860})
+def _page(chromium, viewport):
+    context = chromium.new_context(viewport=viewport)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.errors = errors
+    return context, pg
+
+
+@pytest.fixture
+def page(chromium):
+    context, pg = _page(chromium, {"width": 1280, "height": 860})
+    yield pg
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def module_page(chromium):
+    # Smaller than a desktop screen: SwiftShader renders every pixel on the CPU.
+    context, pg = _page(chromium, {"width": 1000, "height": 640})
     yield pg
     context.close()
 
