@@ -95,6 +95,15 @@ def test_reload_picks_up_a_new_version(fresh):
     client.close()
 
 
+def test_failed_reload_keeps_the_loaded_model_serving(fresh):
+    fresh.load_model("identity")
+    config = fresh.repository / "identity" / "config.pbtxt"
+    config.write_text(config.read_text().replace("TYPE_FP32", "TYPE_INT8"))
+    with pytest.raises(InferenceError, match="TYPE_INT8"):
+        fresh.load_model("identity")
+    assert fresh.is_model_ready("identity")
+
+
 def test_component_load_unload_status(fresh):
     fresh.load_model("conv3d")
     assert fresh.is_model_ready("conv3d")

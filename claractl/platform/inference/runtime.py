@@ -205,8 +205,7 @@ class ModelRegistry:
                                     providers=providers_for(info.config))
 
     def _record_failure(self, name: str, reason: str) -> None:
-        with self._lock:
-            self._loaded.pop(name, None)              # Triton unloads a model whose reload failed
+        with self._lock:                              # as Triton: a failed reload keeps the loaded model serving
             self._failed[name] = reason
 
 

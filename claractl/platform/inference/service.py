@@ -86,7 +86,8 @@ class InferenceService:
         try:
             loaded = self.registry.load(name)
         except InferenceError as e:
-            self._record(name, "FAILED", e.message)
+            # A failed reload leaves the previous versions serving: the row says so, with the reason.
+            self._record(name, "LOADED" if self.registry.is_ready(name) else "FAILED", e.message)
             raise
         self._record(name, "LOADED", None, versions=loaded.info.versions)
 
