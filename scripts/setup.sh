@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-command -v storescu >/dev/null || need_apt+=(dcmtk)
+[ -x /usr/bin/storescu ] || need_apt+=(dcmtk)   # not `command -v`: pip's pynetdicom ships a storescu script too
 command -v Orthanc >/dev/null || need_apt+=(orthanc)
 command -v chromium >/dev/null || need_apt+=(chromium)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
