@@ -16,6 +16,9 @@ LIST_KEYS = ("name", "mountPath", "containerPort", "port")
 
 def normalize_for_diff(obj: dict[str, Any], like: dict[str, Any] | None = None) -> dict[str, Any]:
     """obj without server-populated fields; with `like` (the rendered manifest), only its fields."""
+    if like is not None:
+        # like, normalized, holds no server fields, so cutting obj to its shape drops them too
+        return _project(obj, normalize_for_diff(like))
     out = copy.deepcopy(obj)
     out.pop("status", None)
     meta = out.get("metadata") or {}
@@ -29,7 +32,12 @@ def normalize_for_diff(obj: dict[str, Any], like: dict[str, Any] | None = None) 
     if out.get("kind") == "Service" and isinstance(spec, dict):
         for key in SERVER_SPEC:
             spec.pop(key, None)
-    return _project(out, like) if like is not None else out
+    return out
+
+
+def project_like(live: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """live normalized and cut to the fields of desired (already normalized): no copy of live."""
+    return _project(live, desired)
 
 
 def _project(live: Any, like: Any) -> Any:
@@ -59,8 +67,8 @@ def field_changes(desired: dict[str, Any], live: dict[str, Any] | None) -> list[
     """(path, before=live, after=desired) for every managed field that differs; [] = in sync."""
     if live is None:
         return [("", None, desired)]
-    before = normalize_for_diff(live, like=normalize_for_diff(desired))
     after = normalize_for_diff(desired)
+    before = _project(live, after)
     changes: list[tuple[str, Any, Any]] = []
     _walk("", before, after, changes)
     if desired.get("kind") == "Secret":       # a plan shows that a Secret changed, never its values

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -35,6 +36,7 @@ class StandIn:
         self.proxies: dict[tuple[str, str, str], str] = {}
         self.requests: list[tuple[str, str]] = []
         self.auto_ready = False              # Deployments/Jobs get a ready status on every write
+        self.latency = 0.0                   # seconds added to every request (network round trip, for bench/)
         self.store.controller = self._controller
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
@@ -166,6 +168,8 @@ def _handler(api: StandIn):
             parts = [unquote(p) for p in split.path.split("/") if p]
             api.requests.append((method, split.path))
             raw = self._body()
+            if api.latency:
+                time.sleep(api.latency)
             try:
                 if api.token is not None and self.headers.get("Authorization") != f"Bearer {api.token}":
                     raise ApiError(401, "Unauthorized", "Unauthorized")
