@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from claractl.plan import compute_plan  # noqa: E402
 from claractl.platform import server  # noqa: E402
 from claractl.project import load_project  # noqa: E402
 from claractl.targets import execute, get_target, make_plan  # noqa: E402
@@ -101,13 +102,16 @@ def bench_size(root: Path, n: int, ports: dict[str, int]) -> None:
     assert not plan.has_changes, [c.address for c in plan.pending][:5]
     read = best_of(3, target.read_state)
     load = best_of(3, lambda: load_project(path))
+    actual = target.read_state()
+    engine = best_of(3, lambda: compute_plan(project_name="bench", target_type="local", scope="bench/local",
+                                             desired=target.desired(), actual=actual))
     nochange = best_of(3, lambda: plan_once(path))
     write_project(root, n, ports, edited=0.10)
     changed_plan = plan_once(path)
     changed = best_of(3, lambda: plan_once(path))
-    print(f"{n:>6} objects | setup apply {took:6.2f} s | baseline: read state {read:6.3f} s, load project {load:6.3f} s "
-          f"| plan no-change {nochange:6.3f} s ({n / nochange:8.0f} obj/s) "
-          f"| plan 10% changed {changed:6.3f} s ({len(changed_plan.pending)} changes)", flush=True)
+    print(f"{n:>6} objects | setup apply {took:6.2f} s | baselines: load project {load:6.3f} s, read state {read:6.3f} s "
+          f"| engine (desired+diff+order) {engine:6.3f} s | plan total, no change {nochange:6.3f} s "
+          f"({n / nochange:6.0f} obj/s), 10% changed {changed:6.3f} s ({len(changed_plan.pending)} changes)", flush=True)
     # Remove them so the next size starts from an empty platform.
     result = execute(target, make_plan(target, destroy=True), parallelism=10)
     assert result.ok, result.failed

@@ -89,31 +89,43 @@ def _confirm(auto_approve: bool, what: str) -> None:
         raise Failed(f"{what} cancelled")
 
 
-def _progress():
+def _progress(con, advance: Callable[[], None] = lambda: None):
+    """One line per change as it starts and ends (safe to call from the apply threads)."""
     started: dict[str, float] = {}
     verbs = {"create": "creating", "update": "updating", "replace": "replacing", "delete": "deleting"}
 
     def on_event(phase: str, change, message: Optional[str]) -> None:
-        con = cli_console.console
         if phase == "start":
             started[change.address] = time.monotonic()
             con.print(f"{change.address}: {verbs.get(change.action, change.action)}…", highlight=False)
+            return
+        took = time.monotonic() - started.get(change.address, time.monotonic())
+        if phase == "done":
+            con.print(f"[green]{change.address}: {change.action} done[/green] ({took:.1f} s)", highlight=False)
         else:
-            took = time.monotonic() - started.get(change.address, time.monotonic())
-            if phase == "done":
-                con.print(f"[green]{change.address}: {change.action} done[/green] ({took:.1f} s)", highlight=False)
-            else:
-                con.print(f"[red]{change.address}: {change.action} failed[/red] after {took:.1f} s: {message}",
-                          highlight=False, markup=True)
+            con.print(f"[red]{change.address}: {change.action} failed[/red] after {took:.1f} s: {message}",
+                      highlight=False, markup=True)
+        advance()
     return on_event
 
 
 def _execute(target, plan, parallelism: int) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     from claractl.plan.render import render_apply_result
     from claractl.targets import execute
 
-    result = execute(target, plan, parallelism=parallelism, on_event=_progress())
-    cli_console.console.print(render_apply_result(result), end="")
+    con = cli_console.console
+    if con.is_terminal and not cli_console.is_ci():
+        # A live bar under the lines on a terminal; plain lines in CI and in logs.
+        columns = (SpinnerColumn(), TextColumn("Applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=con, transient=True) as progress:
+            task = progress.add_task("apply", total=len(plan.pending))
+            result = execute(target, plan, parallelism=parallelism,
+                             on_event=_progress(progress.console, lambda: progress.advance(task)))
+    else:
+        result = execute(target, plan, parallelism=parallelism, on_event=_progress(con))
+    con.print(render_apply_result(result), end="")
     return 0 if result.ok else 1
 
 
