@@ -130,3 +130,41 @@ def add_job(
         for op in operators:
             (log_dir / f"{op}.log").write_text(f"{op}: started\n{op}: processed series {SERIES_UID}\n{op}: done\n")
     return job_id
+
+
+def write_ct_series(directory: Path, volume_hu: np.ndarray, series_uid: str = "1.2.3.4.5",
+                    spacing=(0.8, 0.7), step: float = 2.5) -> list[Path]:
+    """A real CT series (one DICOM file per slice, stored value = HU + 1024) written with pydicom.
+    volume_hu is indexed (column i, row j, slice k) like the NIfTI the viewer expects."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    directory.mkdir(parents=True, exist_ok=True)
+    study = generate_uid()
+    paths = []
+    for k in range(volume_hu.shape[2]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "CT", "PHANTOM", study, series_uid
+        ds.InstanceNumber = k + 1
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [-20.0, -30.0, 100.0 + k * step]
+        ds.PixelSpacing = list(spacing)            # row spacing, column spacing
+        ds.SliceThickness = step
+        slice_ = volume_hu[:, :, k].T               # (rows, cols)
+        ds.Rows, ds.Columns = slice_.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+        ds.PixelData = (slice_.astype(np.int32) + 1024).astype(np.uint16).tobytes()
+        # Files named against slice order: the converter must sort by position, not by name.
+        path = directory / f"slice-{volume_hu.shape[2] - k:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths

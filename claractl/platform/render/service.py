@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,6 +28,21 @@ from claractl.platform.store import Store
 log = logging.getLogger("claractl.render")
 
 
+class _ThreadedUvicorn:
+    """Lazily built uvicorn.Server without signal handlers (it runs in a thread)."""
+
+    @staticmethod
+    def build(app: FastAPI, host: str, port: int):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            def install_signal_handlers(self) -> None:
+                pass
+
+        return Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                     access_log=False, lifespan="off"))
+
+
 def create_app(service: "RenderService") -> FastAPI:
     """A FastAPI app with only the render routes (own port, tests)."""
     app = FastAPI(title="claractl render", docs_url=None, redoc_url=None, openapi_url=None)
@@ -35,6 +51,9 @@ def create_app(service: "RenderService") -> FastAPI:
 
 
 class RenderService:
+    # Routes carry their full paths (/ui/…, /api/v1/render/…): mount at the root of the API app.
+    router_prefix = ""
+
     def __init__(self, config: PlatformConfig, store: Store) -> None:
         self.config = config
         self.store = store
@@ -50,16 +69,21 @@ class RenderService:
         port = self.config.render.port
         return port if port and port != self.config.api.port else None
 
-    def start(self) -> None:
+    def start(self, timeout: float = 15.0) -> None:
         self.agent.start()
         if self.own_port and self._thread is None:
-            import uvicorn
-
-            cfg = uvicorn.Config(create_app(self), host=self.config.api.host, port=self.own_port,
-                                 log_level="warning", access_log=False)
-            self._server = uvicorn.Server(cfg)
+            host = self.config.api.host
+            self._server = _ThreadedUvicorn.build(create_app(self), host, self.own_port)
             self._thread = threading.Thread(target=self._server.run, name="render-http", daemon=True)
             self._thread.start()
+            deadline = time.monotonic() + timeout
+            while not self._server.started:
+                if not self._thread.is_alive() or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"the render service could not listen on {host}:{self.own_port} "
+                                       "(port in use? set services.render.port)")
+                time.sleep(0.02)
+            log.info("dashboard on http://%s:%d/ui/", host, self.own_port)
 
     def stop(self) -> None:
         self.agent.stop()
