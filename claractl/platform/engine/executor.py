@@ -49,6 +49,7 @@ class RunningOperator(Protocol):
     pid: int
 
     def poll(self) -> int | None: ...
+    def wait(self) -> int: ...
     def kill(self, grace: float = 3.0) -> None: ...
 
 
@@ -125,6 +126,9 @@ class LocalProcess:
 
     def poll(self) -> int | None:
         return self.popen.poll()
+
+    def wait(self) -> int:
+        return self.popen.wait()
 
     def kill(self, grace: float = 3.0) -> None:
         kill_tree(self.pid, grace)

@@ -26,7 +26,7 @@ from claractl.platform.store.exports import create_export_task
 from claractl.platform.store.models import Job, JobState, JobStatus, OperatorRun, Pipeline, utcnow
 
 log = logging.getLogger("claractl.engine")
-POLL = 0.05
+POLL = 0.5     # at most this long between deadline checks; exits and cancels wake the loop at once
 
 
 class Stop:
@@ -47,6 +47,7 @@ class JobRunner:
         self.on_done = on_done
         self.stop_reason: str | None = None
         self._stop = threading.Event()
+        self._changed = threading.Event()     # an operator exited, or a stop was requested
         self.thread = threading.Thread(target=self._run_safely, name=f"job-{job_id[:8]}", daemon=True)
 
     def start(self) -> None:
@@ -56,6 +57,7 @@ class JobRunner:
         if self.stop_reason is None:
             self.stop_reason = reason
         self._stop.set()
+        self._changed.set()
 
     # -- helpers -------------------------------------------------------------------------------
     def _update_op(self, name: str, **fields: Any) -> None:
@@ -113,6 +115,12 @@ class JobRunner:
             for dest in destinations:
                 create_export_task(s, job.id, agent, files, destination=dest,
                                    max_attempts=int(entry.get("max-attempts", entry.get("max_attempts", 5))))
+
+    def _watch(self, proc: RunningOperator) -> None:
+        try:
+            proc.wait()
+        finally:
+            self._changed.set()
 
     # -- main ----------------------------------------------------------------------------------
     def _run_safely(self) -> None:
@@ -219,8 +227,10 @@ class JobRunner:
                     self._finish(JobStatus.FAULTED, f"operator {name!r} could not start: {exc}", updates)
                     return
                 running[name] = proc
+                threading.Thread(target=self._watch, args=(proc,), name=f"op-{name}", daemon=True).start()
                 self._update_op(name, state=JobState.RUNNING, started_at=utcnow(), pid=proc.pid)
-            self._stop.wait(POLL)
+            self._changed.wait(max(0.0, min(POLL, deadline - time.monotonic())) + 0.01)
+            self._changed.clear()
 
 
 def reset_payload_outputs(payload: Path) -> None:
