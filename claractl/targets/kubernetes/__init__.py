@@ -7,6 +7,7 @@ Public surface for the plan engine:
 - `apply_object(rest, obj, force_conflicts)`, `delete_object(rest, obj)`, `existing_owner(rest, obj)`
   (check before a create: a same-named object of another project or made by hand), `wait_ready(rest, obj, timeout)`
 - `LeaseLock(rest, namespace, project)`, `force_unlock(rest, namespace, project)`
+- `platform_client(rest, namespace, port, token)` → httpx client for the platform API via the service proxy
 - errors: `KubeError` (one line), `ApplyConflict`, `LockHeld`, `WaitTimeout`
 """
 
@@ -16,6 +17,7 @@ from claractl.targets.kubernetes.diff import field_changes, normalize_for_diff
 from claractl.targets.kubernetes.errors import ApplyConflict, KubeError, LockHeld, WaitTimeout
 from claractl.targets.kubernetes.inventory import read_inventory
 from claractl.targets.kubernetes.lock import LeaseLock, force_unlock
+from claractl.targets.kubernetes.proxy import platform_base_url, platform_client
 from claractl.targets.kubernetes.manifests import DesiredObject, desired_objects, object_address
 from claractl.targets.kubernetes.values import values_for
 from claractl.targets.kubernetes.wait import readiness, wait_ready
@@ -23,5 +25,5 @@ from claractl.targets.kubernetes.wait import readiness, wait_ready
 __all__ = [
     "ApplyConflict", "DesiredObject", "KINDS", "KubeError", "LeaseLock", "LockHeld", "Rest", "WaitTimeout",
     "apply_object", "delete_object", "existing_owner", "desired_objects", "field_changes", "force_unlock", "load_api_client",
-    "normalize_for_diff", "object_address", "read_inventory", "readiness", "values_for", "wait_ready",
+    "normalize_for_diff", "object_address", "platform_base_url", "platform_client", "read_inventory", "readiness", "values_for", "wait_ready",
 ]
