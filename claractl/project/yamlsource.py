@@ -18,7 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from claractl.project.model import Diagnostic, Location, ProjectError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024     # larger files are refused before parsing
-MAX_NODES = 100_000                   # values after alias expansion; real files have hundreds
+MAX_NODES = 100_000                   # values repeated by alias expansion; real files have a few
 MAX_DEPTH = 64                        # nesting; real files nest < 10 levels
 
 KeyPath = tuple[Any, ...]             # ("operators", 2, "input", 0, "from")
@@ -51,6 +51,85 @@ class _Loader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml
         yaml.composer.Composer.__init__(self)
         yaml.constructor.SafeConstructor.__init__(self)
         _Resolver.__init__(self)
+
+
+try:
+    from yaml.cyaml import CParser as _CParser          # libyaml: ~20x faster scanning
+except ImportError:                                     # PyYAML built without libyaml
+    _CParser = None
+
+
+class _FastLoader(*([_CParser] if _CParser else []), yaml.constructor.SafeConstructor, _Resolver):  # type: ignore[misc]
+    """libyaml's parser (fast) for events; nodes are composed by `_compose`, without recursion."""
+
+    def __init__(self, text: str) -> None:
+        _CParser.__init__(self, text)
+        yaml.constructor.SafeConstructor.__init__(self)
+        _Resolver.__init__(self)
+
+
+def _compose(loader: Any, source: str) -> Node | None:
+    """Build the node tree of the single document from parser events with an explicit stack,
+    so deep nesting is a clear error instead of a crash, and anchors resolve like PyYAML's."""
+    from yaml import events as ev
+
+    anchors: dict[str, Node] = {}
+    stack: list[tuple[Node, list]] = []           # open collections and their pending key
+    root: Node | None = None
+    documents = 0
+
+    def attach(node: Node) -> None:
+        nonlocal root
+        if not stack:
+            root = node
+            return
+        parent, pending = stack[-1]
+        if isinstance(parent, SequenceNode):
+            parent.value.append(node)
+        elif pending:
+            parent.value.append((pending.pop(), node))
+        else:
+            pending.append(node)
+
+    while True:
+        event = loader.get_event()
+        if isinstance(event, ev.StreamEndEvent):
+            return root
+        if isinstance(event, ev.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise _fail(source, event.start_mark.line + 1, event.start_mark.column + 1,
+                            "YAML syntax error: expected one YAML document, found more than one ('---')")
+        elif isinstance(event, ev.AliasEvent):
+            if event.anchor not in anchors:
+                raise _fail(source, event.start_mark.line + 1, event.start_mark.column + 1,
+                            f"YAML syntax error: found undefined alias '{event.anchor}'")
+            attach(anchors[event.anchor])
+        elif isinstance(event, ev.ScalarEvent):
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = loader.resolve(ScalarNode, event.value, event.implicit)
+            node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+            if event.anchor:
+                anchors[event.anchor] = node
+            attach(node)
+        elif isinstance(event, (ev.SequenceStartEvent, ev.MappingStartEvent)):
+            if len(stack) >= MAX_DEPTH:
+                raise _fail(source, event.start_mark.line + 1, event.start_mark.column + 1,
+                            f"nested more than {MAX_DEPTH} levels deep")
+            is_seq = isinstance(event, ev.SequenceStartEvent)
+            kind = SequenceNode if is_seq else MappingNode
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = loader.resolve(kind, None, event.implicit)
+            node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+            if event.anchor:
+                anchors[event.anchor] = node
+            attach(node)
+            stack.append((node, []))
+        elif isinstance(event, (ev.SequenceEndEvent, ev.MappingEndEvent)):
+            node, _ = stack.pop()
+            node.end_mark = event.end_mark
 
 
 def path_to_str(path: KeyPath) -> str:
@@ -107,11 +186,15 @@ class _Builder:
         self.source = source
         self.doc = Document(None, source)
         self.problems: list[Diagnostic] = []
-        self.count = 0
+        self.count = 0                     # values built again through aliases
+        self.seen: set[int] = set()
         self.active: set[int] = set()      # nodes being built: an alias back into one is a cycle
 
     def build(self, node: Node, path: KeyPath) -> Any:
-        self.count += 1
+        if id(node) in self.seen:          # built before: we are inside an alias expansion
+            self.count += 1
+        else:
+            self.seen.add(id(node))
         if self.count > MAX_NODES:
             top = path[:1]
             raise ProjectError([Diagnostic(self.doc.key_at(top), path_to_str(top),
@@ -211,8 +294,12 @@ def parse_text(text: str, source: str, *, expect: str = "mapping") -> Document:
         raise _fail(source, text.count("\n", 0, text.index("\x00")) + 1, 1, "not a text file: binary data (NUL byte)")
     loader = None
     try:
-        loader = _Loader(text)
-        node = loader.get_single_node()
+        if _CParser is not None:
+            loader = _FastLoader(text)
+            node = _compose(loader, source)
+        else:
+            loader = _Loader(text)
+            node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
