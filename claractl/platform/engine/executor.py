@@ -71,6 +71,12 @@ def rewrite_arg(arg: str, mapping: dict[str, Path]) -> str:
 def operator_env(spec: OperatorSpec, inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, str]:
     env = {str(k): str(v) for k, v in (spec.operator.get("variables") or {}).items()}
     env.update(spec.platform_env)
+    # Legacy (PDL <= 0.6) `services`, e.g. TRTIS: not started; their http connections point at the
+    # platform's inference service under the environment variable each connection names.
+    for service in spec.operator.get("services") or []:
+        for conn in (service.get("connections") or {}).get("http") or []:
+            if conn.get("name") and "NVIDIA_TRITON_HTTPURI" in spec.platform_env:
+                env[str(conn["name"])] = spec.platform_env["NVIDIA_TRITON_HTTPURI"]
     env.update({
         "NVIDIA_CLARA_JOB_ID": spec.job_id,
         "NVIDIA_CLARA_JOB_NAME": spec.job_name,
