@@ -60,6 +60,8 @@ def index_task(store: Store, finder: VolumeFinder, task_id: str) -> str:
                 continue
             entries.append({"path": path.relative_to(root.resolve()).as_posix(), "kind": kind})
             statuses[rel] = f"indexed as {kind}"
+        elif path.suffix == ".json":
+            statuses[rel] = "indexed (segment names)"     # sidecar read beside its label map
         else:
             entries.append({"path": path.relative_to(root.resolve()).as_posix(), "kind": "other"})
             statuses[rel] = "indexed (converted to NIfTI when viewed)" if _is_dicom(path) else "indexed (not viewable)"
