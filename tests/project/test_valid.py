@@ -232,3 +232,12 @@ sources:                          # who may send (calling AE + host); others are
 destinations:                     # where results go
   - {name: pacs-main, ae-title: PACS1, host: 127.0.0.1, port: 4242}
 """
+
+
+def test_kubernetes_only_service_keys_are_accepted(make_project) -> None:
+    services = ("services:\n  platform: {image: 'claractl/claractl:0.1.0', storage-size: 20Gi}\n"
+                "  dicom-adapter: {service-type: NodePort, node-port: 30104, service-port: 104}\n"
+                "  triton: {embedded: true}\n  render: {service-type: LoadBalancer}\n")
+    project = load_project(make_project(BASE_PROJECT.replace("models:", "target: {type: kubernetes}\n" + services + "models:")))
+    assert project.services["dicom-adapter"]["node-port"] == 30104
+    assert project.services["triton"]["embedded"] is True
