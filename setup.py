@@ -9,5 +9,9 @@ setup(
     packages=find_packages(include=["claractl", "claractl.*"]) + operator_packages,
     package_dir={"claractl_operators": "operators"},
     include_package_data=True,
-    package_data={"claractl_operators": ["*/operator.yaml", "*/Dockerfile", "*/README.md"]},
+    package_data={
+        "claractl_operators": ["*/operator.yaml", "*/Dockerfile", "*/README.md"],
+        # built by `npm run build` (scripts/setup.sh); absent in a source checkout until then
+        "claractl.platform.render": ["static/dist/*", "static/dist/assets/*"],
+    },
 )
