@@ -235,3 +235,38 @@ def test_triton_schema_rejects_negative_gpus_and_bad_service_type():
 def test_not_a_chart_is_a_clear_error(tmp_path):
     with pytest.raises(helm.HelmError, match="no Chart.yaml"):
         helm.render_chart(tmp_path, RELEASE, "clara", {})
+
+
+def test_lint_reports_schema_errors_as_errors():
+    problems = helm.lint_chart(charts_dir() / "triton", {"gpus": -1, "service": {"type": "Nope"}})
+    errors = [m for m in problems if m.severity == "error"]
+    assert errors and any("/gpus" in m.message for m in errors) and any("/service/type" in m.message for m in errors)
+
+
+@pytest.mark.parametrize("case,services", edge_services(), ids=[c for c, _ in edge_services()])
+def test_every_rendered_kind_is_read_back_by_the_inventory(case, services):
+    # A kind missing from the inventory list would never show in a plan nor be pruned.
+    from claractl.targets.kubernetes.client import INVENTORY_KINDS
+    assert {o["kind"] for o in render(services)} <= set(INVENTORY_KINDS)
+
+
+def test_platform_and_triton_share_the_model_volume_group():
+    objects = render(blueprint_services())
+    platform = by_name(objects, "Deployment", "clara-platform")["spec"]["template"]["spec"]
+    triton = by_name(objects, "Deployment", "clara-triton")["spec"]["template"]["spec"]
+    assert platform["securityContext"]["fsGroup"] == triton["securityContext"]["fsGroup"] == 10001
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in platform["volumes"] if "persistentVolumeClaim" in v}
+    assert "clara-triton-models" in claims
+
+
+def test_render_chart_ingress_validates_and_routes_to_the_service():
+    objects = helm.render_chart(charts_dir() / "render", RELEASE, "clara", {
+        "ingress": {"enabled": True, "className": "nginx", "host": "viewer.hospital.example",
+                    "tls": {"secretName": "viewer-tls"}}})
+    ingress = by_name(objects, "Ingress", "clara-render")
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(ingress, version, strict=True)
+    rule = ingress["spec"]["rules"][0]
+    assert rule["host"] == "viewer.hospital.example"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "clara-render", "port": {"name": "http"}}
+    assert ingress["spec"]["tls"] == [{"secretName": "viewer-tls", "hosts": ["viewer.hospital.example"]}]

@@ -12,7 +12,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from claractl.targets.kubernetes.errors import KubeError, translate
+from claractl.targets.kubernetes.errors import KubeError, status_of, translate
 
 FIELD_MANAGER = "claractl"
 
@@ -121,7 +121,8 @@ class Rest:
                                              auth_settings=["BearerToken"], _request_timeout=self.timeout)
             return data
         except ApiException as exc:
-            if exc.status == 404 and f'"{name}"' in (exc.body or ""):
+            details = (status_of(exc).get("details") or {})
+            if exc.status == 404 and details.get("name") == name and details.get("kind") == kind.plural:
                 return None
             raise translate(exc, f"read {kind.kind}/{name}", self.host) from None
         except Exception as exc:  # noqa: BLE001
