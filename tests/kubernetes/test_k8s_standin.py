@@ -304,3 +304,13 @@ def test_deleting_a_namespace_deletes_its_objects(standin, core):
     core.delete_namespace("tmp")
     assert core.list_config_map_for_all_namespaces().items == [] or \
         all(i.metadata.namespace != "tmp" for i in core.list_config_map_for_all_namespaces().items)
+
+
+def test_pod_logs_are_served_as_text(standin, core):
+    core.create_namespaced_pod(NAMESPACE, {"metadata": {"name": "op-1"},
+                                           "spec": {"containers": [{"name": "op", "image": "busybox"}]}})
+    standin.set_pod_log(NAMESPACE, "op-1", "line 1\nline 2\n")
+    assert core.read_namespaced_pod_log("op-1", NAMESPACE) == "line 1\nline 2\n"
+    with pytest.raises(ApiException) as info:
+        core.read_namespaced_pod_log("missing", NAMESPACE)
+    assert info.value.status == 404

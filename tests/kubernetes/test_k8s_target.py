@@ -214,7 +214,10 @@ def test_lease_lock_is_exclusive_and_names_holder_and_age(rest, api_client):
     second.acquire(timeout=0)
     lease = k8s.CoordinationV1Api(api_client).read_namespaced_lease("claractl-radiology-ai", NAMESPACE)
     assert lease.spec.holder_identity == "bob@laptop/2"
-    assert force_unlock(rest, NAMESPACE, "radiology-ai") is True
+    assert "force-unlock bob@laptop/2" in str(pytest.raises(LockHeld, first.acquire, timeout=0).value)
+    with pytest.raises(KubeError, match="held by 'bob@laptop/2', not 'alice@ci/1'; nothing released"):
+        force_unlock(rest, NAMESPACE, "radiology-ai", lock_id="alice@ci/1")
+    assert force_unlock(rest, NAMESPACE, "radiology-ai", lock_id="bob@laptop/2") is True
     assert force_unlock(rest, NAMESPACE, "radiology-ai") is False
 
 

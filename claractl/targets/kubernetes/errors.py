@@ -24,7 +24,7 @@ class LockHeld(KubeError):
     def __init__(self, name: str, holder: str, age_seconds: float) -> None:
         self.holder, self.age_seconds = holder, age_seconds
         super().__init__(f"lock {name} is held by {holder!r} (acquired {age_seconds:.0f}s ago); "
-                         "wait for that run to finish or use `claractl force-unlock`")
+                         f"wait for that run to finish, or if it is gone: claractl force-unlock {holder}")
 
 
 class WaitTimeout(KubeError):

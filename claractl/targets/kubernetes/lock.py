@@ -129,10 +129,17 @@ class LeaseLock:
         self.release()
 
 
-def force_unlock(rest: Rest, namespace: str, project: str) -> bool:
-    """Delete the project's lease whoever holds it; False if there was none."""
+def force_unlock(rest: Rest, namespace: str, project: str, lock_id: str | None = None) -> bool:
+    """Delete the project's lease; with `lock_id` (the holder identity shown in LockHeld) only if
+    that holder still has it. False if there was no lease."""
     name = f"claractl-{project}"[:253]
-    if rest.get(LEASE, namespace, name) is None:
+    live = rest.get(LEASE, namespace, name)
+    if live is None:
         return False
-    rest.call("DELETE", f"{LEASE.collection(namespace)}/{name}", f"force-unlock Lease/{name}")
+    holder = (live.get("spec") or {}).get("holderIdentity") or ""
+    if lock_id is not None and holder != lock_id:
+        raise KubeError(f"lock {name} is held by {holder!r}, not {lock_id!r}; nothing released")
+    rest.call("DELETE", f"{LEASE.collection(namespace)}/{name}", f"force-unlock Lease/{name}",
+              body={"kind": "DeleteOptions", "apiVersion": "v1",
+                    "preconditions": {"resourceVersion": live["metadata"]["resourceVersion"]}})
     return True

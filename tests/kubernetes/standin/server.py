@@ -34,6 +34,7 @@ class StandIn:
         self.token = token                   # when set, requests without "Bearer <token>" get 401
         self.forbid: set[str] = set()        # verbs ("list", "patch", …) answered with 403 RBAC errors
         self.proxies: dict[tuple[str, str, str], str] = {}
+        self.pod_logs: dict[tuple[str, str], str] = {}
         self.requests: list[tuple[str, str]] = []
         self.auto_ready = False              # Deployments/Jobs get a ready status on every write
         self.latency = 0.0                   # seconds added to every request (network round trip, for bench/)
@@ -64,6 +65,10 @@ class StandIn:
     # ---- test controls ----
     def create_namespace(self, name: str) -> None:
         self.store.create(_res("", "v1", "namespaces"), None, {"metadata": {"name": name}}, "standin", False)
+
+    def set_pod_log(self, namespace: str, pod: str, text: str) -> None:
+        """What GET …/pods/{pod}/log returns (the pod must exist)."""
+        self.pod_logs[(namespace, pod)] = text
 
     def register_proxy(self, namespace: str, service: str, port: str, url: str) -> None:
         """Requests to services/{service}:{port}/proxy/… in namespace go to url."""
@@ -209,6 +214,9 @@ def _handler(api: StandIn):
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             name = rest[1] if len(rest) > 1 else None
             subresource = rest[2] if len(rest) > 2 else ""
+            if res.kind == "Pod" and subresource == "log" and method == "GET":
+                api.store.get(res, ns, name)                      # 404 for a missing pod
+                return self._send(200, api.pod_logs.get((ns, name), "").encode(), "text/plain")
             if subresource and (subresource != "status" or not res.status_subresource):
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             verb = {"GET": "get" if name else "list", "POST": "create", "PUT": "update",
