@@ -95,7 +95,11 @@ def test_reference_job_on_a_real_platform(running, page, tmp_path, artifacts):
     page.wait_for_function("document.querySelector('#exports-table')?.textContent.includes('SUCCEEDED')", timeout=2000)
     page.screenshot(path=str(artifacts / "platform-job-page.png"), full_page=True)
 
-    # The same routes are mounted in the API app (API port) as on the render port.
+    # The same routes are mounted in the API app (API port) as on the render port, SSE included.
+    with httpx.stream("GET", f"{config.api_url}/api/v1/render/events", timeout=10) as r:
+        lines = r.iter_lines()
+        assert [next(lines), next(lines)] == ["retry: 2000", "event: hello"]
+    assert httpx.get(f"{config.api_url}/ui/jobs/{job['id']}").status_code == 200
     info = httpx.get(f"{config.api_url}/api/v1/render/jobs/{job['id']}/viewer").json()
     (item,) = info["series"]
     assert item["origin"] == "renderserver"
