@@ -314,3 +314,16 @@ def test_pod_logs_are_served_as_text(standin, core):
     with pytest.raises(ApiException) as info:
         core.read_namespaced_pod_log("missing", NAMESPACE)
     assert info.value.status == 404
+
+
+def test_port_items_match_their_defaulted_protocol(api_client):
+    from kubernetes.dynamic import DynamicClient
+    services = DynamicClient(api_client).resources.get(api_version="v1", kind="Service")
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+            "spec": {"selector": {"app": "x"}, "ports": [{"name": "http", "port": 80}]}}
+    first = services.server_side_apply(body=body, namespace=NAMESPACE, field_manager="me").to_dict()
+    assert first["spec"]["ports"] == [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 80}]
+    body["spec"]["ports"][0]["targetPort"] = 8080
+    again = services.server_side_apply(body=body, namespace=NAMESPACE, field_manager="me").to_dict()
+    assert again["spec"]["ports"] == [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}]
+    assert again["spec"]["clusterIP"] == first["spec"]["clusterIP"]

@@ -21,8 +21,10 @@ KEYED: dict[str, list[tuple[str, ...]]] = {
     "volumes": [("name",)],
     "volumeMounts": [("mountPath",)],
     "imagePullSecrets": [("name",)],
-    "ports": [("containerPort", "protocol"), ("containerPort",), ("port", "protocol"), ("port",)],
+    "ports": [("containerPort", "protocol"), ("port", "protocol")],
 }
+# Key fields the server defaults, so an item without them still matches its live counterpart.
+KEY_DEFAULTS = {"protocol": "TCP"}
 # Not tracked: identity and server-owned metadata.
 UNTRACKED_META = {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
                   "managedFields", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"}
@@ -32,8 +34,8 @@ def _item_key(list_name: str, item: Any) -> str | None:
     if not isinstance(item, dict):
         return None
     for keys in KEYED.get(list_name, []):
-        if all(k in item for k in keys):
-            return json.dumps({k: item[k] for k in keys}, sort_keys=True, separators=(",", ":"))
+        if all(k in item or k in KEY_DEFAULTS for k in keys):
+            return json.dumps({k: item.get(k, KEY_DEFAULTS.get(k)) for k in keys}, sort_keys=True, separators=(",", ":"))
     return None
 
 
