@@ -12,7 +12,7 @@ import threading
 import httpx
 import pytest
 
-from tests.plan.integration import make_env
+from tests.plan.integration import free_ports, make_env
 from tests.plan.projects import write_model
 
 
@@ -65,6 +65,21 @@ def test_apply_then_plan_has_no_changes_through_a_sequence_of_edits(env):
     converge(env)
     assert {m["name"] for m in env.get("/models")} == {"tiny"}
     assert first.exists()
+
+
+def test_api_port_change_moves_the_platform(env):
+    converge(env)
+    pid_before = (env.root / ".clara" / "platform.pid").read_text()
+    old = env.api
+    env.ports["api_port"] = free_ports(1)[0]
+    env.write()
+    r = env.cli("plan", "--detailed-exitcode")
+    assert r.exit_code == 2 and "~ api-port: " in r.output
+    converge(env)
+    assert env.get("/config")["api"]["port"] == env.ports["api_port"]
+    assert (env.root / ".clara" / "platform.pid").read_text() != pid_before      # restarted
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(old + "/config", timeout=2)
 
 
 def test_drift_made_through_the_api_shows_and_is_reverted(env):
