@@ -212,3 +212,39 @@ def test_events_stream_announces_a_new_job(platform):
                     break
         else:
             pytest.fail("no change event")
+
+
+def test_agent_publishes_dicom_series_and_tells_seg_apart(platform):
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    job_id = add_job(platform, with_volume=False)
+    with platform.store.session() as s:
+        payload_id = s.get(Job, job_id).payload_id
+    root = platform.config.payloads_dir / payload_id
+    volume, _ = ct_phantom((16, 12, 4))
+    write_ct_series(root / "operators" / "anonymiser", volume, series_uid="9.8.7")
+    seg = pydicom.Dataset()
+    seg.file_meta = FileMetaDataset()
+    seg.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66.4"
+    seg.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    seg.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    seg.Modality, seg.SOPClassUID = "SEG", seg.file_meta.MediaStorageSOPClassUID
+    (root / "operators" / "dicom-seg-writer").mkdir(parents=True)
+    seg.save_as(root / "operators" / "dicom-seg-writer" / "seg.dcm", enforce_file_format=True)
+
+    files = ["operators/anonymiser/slice-001.dcm", "operators/anonymiser/slice-002.dcm",
+             "operators/anonymiser/slice-003.dcm", "operators/anonymiser/slice-004.dcm",
+             "operators/dicom-seg-writer/seg.dcm"]
+    task_id = _task(platform, job_id, files)
+    platform.service.agent.run_once()
+    with platform.store.session() as s:
+        task = s.get(ExportTask, task_id)
+        assert task.state == ExportState.SUCCEEDED
+        assert task.file_status["operators/dicom-seg-writer/seg.dcm"].startswith("indexed (DICOM SEG")
+        assert task.file_status["operators/anonymiser/slice-001.dcm"] == \
+            "indexed (DICOM image: converted to NIfTI when viewed)"
+    (series,) = httpx.get(f"{platform.url}/api/v1/render/jobs/{job_id}/viewer").json()["series"]
+    assert series["key"] == "9.8.7" and series["origin"] == "dicom"
+    assert httpx.get(platform.url + series["volume_url"]).status_code == 200

@@ -63,8 +63,8 @@ def index_task(store: Store, finder: VolumeFinder, task_id: str) -> str:
         elif path.suffix == ".json":
             statuses[rel] = "indexed (segment names)"     # sidecar read beside its label map
         else:
-            entries.append({"path": path.relative_to(root.resolve()).as_posix(), "kind": "other"})
-            statuses[rel] = "indexed (converted to NIfTI when viewed)" if _is_dicom(path) else "indexed (not viewable)"
+            kind, statuses[rel] = _dicom_kind(path)
+            entries.append({"path": path.relative_to(root.resolve()).as_posix(), "kind": kind})
     if entries:
         finder.write_index(job_id, entries)
     with store.session() as s:
@@ -84,13 +84,18 @@ def index_task(store: Store, finder: VolumeFinder, task_id: str) -> str:
         return task.state
 
 
-def _is_dicom(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
-    except OSError:
-        return False
+def _dicom_kind(path: Path) -> tuple[str, str]:
+    """(index kind, file status) for a file that is not NIfTI."""
+    from claractl.platform.render.dicom_volume import SKIP_MODALITIES, modality
+
+    found = modality(path)
+    if found is None:
+        return "other", "indexed (not viewable)"
+    if found == "SEG":
+        return "other", "indexed (DICOM SEG: the viewer shows the job's label map)"
+    if found in SKIP_MODALITIES:
+        return "other", f"indexed (DICOM {found}: not viewable)"
+    return "dicom", "indexed (DICOM image: converted to NIfTI when viewed)"
 
 
 def claim_next(store: Store) -> str | None:

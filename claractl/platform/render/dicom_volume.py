@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import nibabel as nib
@@ -19,11 +20,19 @@ from pydicom.errors import InvalidDicomError
 SKIP_MODALITIES = {"SEG", "SR", "RTSTRUCT", "PR", "KO"}
 
 
-def convert_series(input_dir: Path, out_dir: Path) -> list[str]:
+def modality(path: Path) -> str | None:
+    """The file's Modality, or None when it is not DICOM."""
+    try:
+        return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", ""))
+    except (InvalidDicomError, OSError, ValueError):
+        return None
+
+
+def convert_series(files: Iterable[Path], out_dir: Path) -> list[str]:
     """Write `<SeriesInstanceUID>.nii.gz` per image series into out_dir; return the file names,
-    largest series first. Files that are not DICOM images are skipped."""
+    largest series first. Files that are not DICOM images (or are SEG, SR, …) are skipped."""
     groups: dict[str, list[pydicom.Dataset]] = defaultdict(list)
-    for path in sorted(p for p in input_dir.rglob("*") if p.is_file()):
+    for path in sorted(files):
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except (InvalidDicomError, OSError, ValueError):

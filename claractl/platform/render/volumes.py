@@ -201,8 +201,10 @@ class VolumeFinder:
     def _from_dicom(self, job_id: str, root: Path) -> list[ViewSeries]:
         from claractl.platform.render import dicom_volume  # pydicom import only when needed
 
+        # DICOM the job published to the viewer, else its DICOM input.
+        published = [root / e["path"] for e in self.read_index(job_id) if e["kind"] == "dicom"]
         input_dir = root / "input"
-        if not input_dir.is_dir():
+        if not published and not input_dir.is_dir():
             return []
         with self._lock(job_id):
             out_dir = self.cache_dir / job_id
@@ -210,7 +212,8 @@ class VolumeFinder:
             if done.is_file():
                 names = json.loads(done.read_text())
             else:
-                names = dicom_volume.convert_series(input_dir, out_dir)
+                files = published or [p for p in input_dir.rglob("*") if p.is_file()]
+                names = dicom_volume.convert_series(files, out_dir)
                 out_dir.mkdir(parents=True, exist_ok=True)
                 done.write_text(json.dumps(names))
         volumes = [out_dir / n for n in names if (out_dir / n).is_file()]
