@@ -38,8 +38,8 @@ def test_storescu_series_creates_one_job_with_identical_instances(adapter, platf
         got = received[f"{uid}.dcm"]
         assert dataset_bytes(got) == dataset_bytes(sent)
         assert pydicom.dcmread(got, stop_before_pixels=True).file_meta.MediaStorageSOPInstanceUID == uid
-    # The group left the receive area; nothing half-written anywhere.
-    assert not list(config.dicom_dir.rglob("*.dcm"))
+    # The group leaves the receive area (removed right after the job commit); nothing half-written.
+    wait_for(lambda: not list(config.dicom_dir.rglob("*.dcm")), timeout=10)
     assert not list(config.root.rglob("*.part"))
 
 
