@@ -339,3 +339,13 @@ def test_in_cluster_config_is_used_in_a_pod(tmp_path, monkeypatch):
     # No service-account files here: the in-cluster loader's own error, as one line.
     with pytest.raises(KubeError, match="^in-cluster config: "):
         load_api_client()
+
+
+def test_lease_names_are_valid_for_any_project_name(rest):
+    from claractl.targets.kubernetes.lock import lease_name
+    assert lease_name("radiology-ai") == "claractl-radiology-ai"
+    assert lease_name("Radiology_AI") != lease_name("radiology-ai")
+    assert lease_name("Radiology_AI") != lease_name("radiology_ai")
+    for project in ("Radiology_AI", "a.b", "X" * 63):
+        with LeaseLock(rest, NAMESPACE, project, holder="me") as lock:
+            assert rest.get(KINDS["Lease"], NAMESPACE, lock.name)["spec"]["holderIdentity"] == "me"

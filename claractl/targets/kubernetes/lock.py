@@ -1,4 +1,5 @@
-"""One apply at a time per project: a coordination.k8s.io/v1 Lease named claractl-<project>.
+"""One apply at a time per project: a coordination.k8s.io/v1 Lease named claractl-<project>
+(see lease_name).
 
 Taking the lock is a create (or, when the lease expired or is free, an update guarded by
 resourceVersion), so two runs racing for it cannot both win: the API server answers one of them
@@ -8,7 +9,9 @@ resourceVersion), so two runs racing for it cannot both win: the API server answ
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
+import re
 import socket
 import time
 import uuid
@@ -39,6 +42,15 @@ def _parse(text: str | None) -> dt.datetime | None:
     return None
 
 
+def lease_name(project: str) -> str:
+    """claractl-<project> as a DNS name: project names may hold capitals and "_" (the project
+    schema allows them), object names may not; a short digest keeps sanitised names distinct."""
+    clean = re.sub(r"[^a-z0-9.-]", "-", project.lower()).strip("-.") or "project"
+    if clean != project:
+        clean = f"{clean[:50]}-{hashlib.sha256(project.encode()).hexdigest()[:8]}"
+    return f"claractl-{clean}"
+
+
 def default_holder() -> str:
     return f"{os.environ.get('USER', 'claractl')}@{socket.gethostname()}/{uuid.uuid4().hex[:8]}"
 
@@ -47,7 +59,7 @@ class LeaseLock:
     def __init__(self, rest: Rest, namespace: str, project: str, holder: str | None = None,
                  duration_seconds: int = 60) -> None:
         self.rest, self.namespace = rest, namespace
-        self.name = f"claractl-{project}"[:253]
+        self.name = lease_name(project)
         self.holder = holder or default_holder()
         self.duration = duration_seconds
         self._rv: str | None = None
@@ -132,7 +144,7 @@ class LeaseLock:
 def force_unlock(rest: Rest, namespace: str, project: str, lock_id: str | None = None) -> bool:
     """Delete the project's lease; with `lock_id` (the holder identity shown in LockHeld) only if
     that holder still has it. False if there was no lease."""
-    name = f"claractl-{project}"[:253]
+    name = lease_name(project)
     live = rest.get(LEASE, namespace, name)
     if live is None:
         return False
