@@ -197,7 +197,8 @@ class LocalTarget(Target):
                                    {"digest": m.get("digest"), "state": m.get("state")}, m.get("owner")))
         for p in self.api("list_pipelines"):
             state.add(ActualObject(addr.make("pipeline", p["name"]),
-                                   {"definition": p.get("definition"), "export": p.get("export") or []}, p.get("owner")))
+                                   {"definition": p.get("definition"), "export": _export(p.get("export"))},
+                                   p.get("owner")))
         for a in self.api("list_ae_titles"):
             state.add(ActualObject(addr.make("ae-title", a["ae_title"]), {
                 "pipelines": a.get("pipelines", []), "group-by": a.get("group_by"),
@@ -364,6 +365,15 @@ class _PlatformProcess:
 
 
 platform_process = _PlatformProcess
+
+
+EXPORT_DEFAULTS = {"max-attempts": 5, "from": None, "name": None}
+
+
+def _export(entries: Any) -> list[dict[str, Any]]:
+    """The API fills export defaults in; leave them out so they compare with the project's."""
+    return [{k: v for k, v in e.items() if not (k in EXPORT_DEFAULTS and v == EXPORT_DEFAULTS[k])}
+            for e in entries or []]
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -48,7 +48,7 @@ def write_project(root: Path, *, name: str = "plan-test", api_port: int = 18765,
                   tag: str = "0.1.0", extra: str = "", ae_timeout: float = 5, priority: str = "normal",
                   dest_port: int = 4242, models: tuple[str, ...] = ("tiny",), pipelines: tuple[str, ...] = ("hello",),
                   ae_titles: tuple[str, ...] = ("HELLO",), workers: int = 2, database: str = "sqlite",
-                  protect: bool = False, source_host: str = "127.0.0.1") -> Path:
+                  protect: bool = False, source_host: str = "127.0.0.1", export: bool = False) -> Path:
     (root / "pipelines").mkdir(parents=True, exist_ok=True)
     for p in pipelines:
         (root / "pipelines" / f"{p}.yaml").write_text(PIPELINE.format(name=p, tag=tag))
@@ -56,6 +56,7 @@ def write_project(root: Path, *, name: str = "plan-test", api_port: int = 18765,
         if not (root / "models" / m).exists():
             write_model(root, m)
     lifecycle = "\n    lifecycle: {protect: true}" if protect else ""
+    exports = "\n    export: [{agent: ClaraSCU, destinations: [pacs-main]}]" if export else ""
     lines = [
         "apiVersion: claractl/v1", "kind: Project", f"name: {name}",
         "target: {type: local, local: {state-dir: .clara}}",
@@ -67,7 +68,7 @@ def write_project(root: Path, *, name: str = "plan-test", api_port: int = 18765,
         "models:" if models else "models: []",
         *[f"  - name: {m}\n    path: models/{m}{lifecycle}" for m in models],
         "pipelines:" if pipelines else "pipelines: []",
-        *[f"  - name: {p}\n    file: pipelines/{p}.yaml{lifecycle}" for p in pipelines],
+        *[f"  - name: {p}\n    file: pipelines/{p}.yaml{lifecycle}{exports}" for p in pipelines],
         "ae-titles:" if ae_titles else "ae-titles: []",
         *[f"  - {{ae-title: {a}, pipelines: [{pipelines[0]}], timeout: {ae_timeout}, priority: {priority}}}"
           for a in ae_titles],

@@ -51,6 +51,9 @@ def test_apply_then_plan_has_no_changes_through_a_sequence_of_edits(env):
     assert changed == {a: "update" for a in ["service.platform", "model.tiny", "pipeline.hello", "ae-title.HELLO",
                                               "source.pacs-main", "destination.pacs-main"]}
     converge(env, workers=3, tag="0.2.0", ae_timeout=9, priority="immediate", dest_port=4300, source_host="10.1.2.3")
+    converge(env, workers=3, tag="0.2.0", ae_timeout=9, priority="immediate", dest_port=4300, source_host="10.1.2.3",
+             export=True)
+    assert env.get("/pipelines/hello")["export"][0]["destinations"] == ["pacs-main"]
     assert env.get("/config")["api"]["workers"] == 3
     assert env.get("/destinations/pacs-main")["port"] == 4300
 
