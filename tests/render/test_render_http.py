@@ -248,3 +248,16 @@ def test_agent_publishes_dicom_series_and_tells_seg_apart(platform):
     (series,) = httpx.get(f"{platform.url}/api/v1/render/jobs/{job_id}/viewer").json()["series"]
     assert series["key"] == "9.8.7" and series["origin"] == "dicom"
     assert httpx.get(platform.url + series["volume_url"]).status_code == 200
+
+
+def test_job_whose_payload_was_removed_says_so(platform):
+    import shutil
+
+    job_id = add_job(platform)
+    with platform.store.session() as s:
+        payload_id = s.get(Job, job_id).payload_id
+    shutil.rmtree(platform.config.payloads_dir / payload_id)
+    info = httpx.get(f"{platform.url}/api/v1/render/jobs/{job_id}/viewer").json()
+    assert info["series"] == [] and "payload has been removed" in info["message"]
+    detail = httpx.get(f"{platform.url}/api/v1/render/jobs/{job_id}").json()
+    assert detail["payload_files"] == {"files": [], "truncated": False, "exists": False}

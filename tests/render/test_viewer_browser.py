@@ -104,3 +104,17 @@ def test_window_level_preset_changes_the_image(viewer):
     bone = rgb(shot(viewer))
     # Soft tissue (40 HU) is mid grey in the soft-tissue window and dark in the bone window.
     assert bone.mean() < soft.mean() - 5
+
+
+def test_segment_colour_can_be_changed(viewer, artifacts):
+    set_checked(viewer, "#overlay-toggle", True)
+    set_checked(viewer, "input[data-segment='2']", True)
+    before = rgb(shot(viewer))
+    spleen = green(before)
+    assert spleen.sum() > 50
+    act(viewer, lambda: viewer.locator("input[data-segment-color='2']").fill("#0000ff"))
+    after_png = shot(viewer)
+    (artifacts / "viewer-spleen-blue.png").write_bytes(after_png)
+    px = rgb(after_png)[spleen]
+    blue = (px[:, 2] > px[:, 0] + 30) & (px[:, 2] > px[:, 1] + 30)
+    assert blue.mean() > 0.8 and green(px).mean() < 0.05

@@ -148,7 +148,9 @@ def build_router(service: "RenderService") -> APIRouter:
                 "segments": item.segments,
             })
         message = None
-        if not out:
+        if not out and not (config.payloads_dir / payload_id).is_dir():
+            message = "This job's payload has been removed (retention), so there is no image to show."
+        elif not out:
             message = ("This job has no image volume to show: no NIfTI in its payload "
                        "(dicom-reader output) and no DICOM image series in its input.")
         return {"series": out, "message": message}

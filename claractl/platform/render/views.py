@@ -136,6 +136,7 @@ def job_detail(session: Session, job: Job, payload_root: Path, logs_root: Path) 
             "state": op.state,
             "status": op.status,
             "exit_code": op.exit_code,
+            "message": getattr(op, "message", None),
             "started_at": iso(op.started_at),
             "stopped_at": iso(op.stopped_at),
             "duration": seconds_between(op.started_at, op.stopped_at),

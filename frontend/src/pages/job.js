@@ -46,7 +46,8 @@ export async function jobPage(root, [jobId]) {
     parts.operators.replaceChildren(h('table', { class: 'grid', id: 'operators-table' },
       h('thead', {}, h('tr', {}, ['Operator', 'State', 'Status', 'Exit', 'Started', 'Stopped', 'Duration', 'Log'].map((t) => h('th', {}, t)))),
       h('tbody', {}, job.operators.map((o) => h('tr', { 'data-operator': o.name },
-        h('td', {}, o.name), h('td', {}, badge(o.state)), h('td', {}, badge(o.status)),
+        h('td', {}, o.name, o.message ? h('div', { class: 'muted small op-message' }, o.message) : null),
+        h('td', {}, badge(o.state)), h('td', {}, badge(o.status)),
         h('td', {}, o.exit_code ?? '–'), h('td', {}, time(o.started_at)), h('td', {}, time(o.stopped_at)),
         h('td', {}, duration(o.duration)),
         h('td', {}, h('button', { class: 'log-button', 'data-operator': o.name, onclick: () => showLog(o.name) }, 'logs')))))))

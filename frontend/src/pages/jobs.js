@@ -48,11 +48,18 @@ export async function jobsPage(root, _params, query) {
   }
 
   await Promise.all([load(), loadPipelines()])
+  // Running jobs' durations count up between store changes.
+  const ticker = setInterval(() => {
+    for (const cell of body.querySelectorAll('tr[data-state=RUNNING] td[data-started]')) {
+      cell.textContent = duration((Date.now() - new Date(cell.dataset.started).getTime()) / 1000)
+    }
+  }, 1000)
   return {
     refresh(topics) {
       if (topics.includes('jobs')) load()
       if (topics.includes('config')) loadPipelines()
     },
+    dispose() { clearInterval(ticker) },
   }
 }
 
@@ -65,5 +72,5 @@ function row(job) {
     h('td', {}, job.priority),
     h('td', {}, job.source_ae || '–'),
     h('td', {}, time(job.created_at)),
-    h('td', {}, duration(job.duration)))
+    h('td', { 'data-started': job.state === 'RUNNING' ? job.started_at : null }, duration(job.duration)))
 }

@@ -13,6 +13,8 @@ export const PRESETS = {
   Liver: [150, 30],
   Abdomen: [350, 50],
 }
+const hex = (c) => `#${c.map((v) => v.toString(16).padStart(2, '0')).join('')}`
+const rgbOf = (x) => [1, 3, 5].map((i) => parseInt(x.slice(i, i + 2), 16))
 const LAYOUTS = { 'Planes + 3D': 'multi', '3D only': 'render', Axial: 'axial', Coronal: 'coronal', Sagittal: 'sagittal' }
 
 export async function viewerPage(root, [jobId]) {
@@ -128,7 +130,10 @@ export async function viewerPage(root, [jobId]) {
           if (e.target.checked) hidden.delete(s.value); else hidden.add(s.value)
           applyOverlay()
         } }),
-        h('span', { class: 'swatch', style: { background: `rgb(${s.color.join(',')})` } }), ` ${s.name}`)))
+        h('input', { type: 'color', class: 'swatch', 'data-segment-color': s.value, value: hex(s.color), title: 'colour', onchange: (e) => {
+          s.color = rgbOf(e.target.value)
+          applyOverlay()
+        } }), ` ${s.name}`)))
       : [h('li', { class: 'muted' }, series.label_url ? 'The label map is empty.' : 'No segmentation for this series.')]))
     const dims = nv.volumes[0].dims
     status.textContent = `${dims[1]}×${dims[2]}×${dims[3]} voxels · ${series.origin}`
