@@ -61,8 +61,10 @@ class PlatformClient:
     def for_state_dir(cls, state_dir: str | os.PathLike[str] = ".clara", **kw: Any) -> "PlatformClient":
         from claractl.platform.api.auth import read_token
         from claractl.platform.config import PlatformConfig
-        config = PlatformConfig.load(state_dir)
-        return cls(config.api_url, token=read_token(config), **kw)
+        from claractl.platform.server import running_config
+        config = running_config(state_dir)
+        token = read_token(PlatformConfig.load(state_dir))   # the runtime copy has it redacted
+        return cls(config.api_url, token=token, **kw)
 
     def close(self) -> None:
         self._http.close()

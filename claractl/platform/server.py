@@ -44,6 +44,7 @@ log = logging.getLogger("claractl.platform")
 
 LOCK_FILE = "platform.lock"
 PID_FILE = "platform.pid"
+RUNTIME_FILE = "platform.runtime.json"   # what the running process really uses (API URL), for clients
 LOG_FILE = "platform.log"          # under <state-dir>/logs/
 
 # name → (import path, is it enabled for this config?)
@@ -157,7 +158,16 @@ class Platform:
         """Foreground: start everything, serve until SIGTERM/SIGINT, stop everything."""
         self.start_components()
         try:
-            self.server = self._uvicorn(threaded=False)
+            # Our own handlers: uvicorn's re-raise the signal after its shutdown, which would end
+            # the process before the components (and running operators) are stopped.
+            self.server = self._uvicorn(threaded=True)
+
+            def request_exit(signum, _frame) -> None:
+                log.info("signal %s: shutting down", signal.Signals(signum).name)
+                self.server.should_exit = True
+
+            signal.signal(signal.SIGTERM, request_exit)
+            signal.signal(signal.SIGINT, request_exit)
             log.info("platform API on %s", self.config.api_url)
             asyncio.run(self.server.serve())
             if not self.server.started:
@@ -242,11 +252,15 @@ def serve(state_dir: str, config_file: str | None = None) -> None:
     lock_fd = acquire_instance_lock(config.root)
     pid_file = config.root / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
+    runtime = config.root / RUNTIME_FILE
+    runtime.write_text(json.dumps({"pid": os.getpid(), "api_url": config.api_url,
+                                   "config": config.to_dict(redact=True)}, indent=2))
     try:
         Platform(config).serve_forever()
     except SchemaTooNewError as exc:
         raise PlatformError(str(exc)) from exc
     finally:
+        runtime.unlink(missing_ok=True)
         pid_file.unlink(missing_ok=True)
         os.close(lock_fd)
 
@@ -270,8 +284,21 @@ def endpoints(config: PlatformConfig, components: dict[str, Any] | None = None) 
     return out
 
 
+def running_config(state_dir: str | os.PathLike[str]) -> PlatformConfig:
+    """The settings of the platform running on state_dir (its --config may differ from platform.json)."""
+    path = Path(state_dir).resolve() / RUNTIME_FILE
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())["config"]
+            data["state_dir"] = str(Path(state_dir).resolve())
+            return PlatformConfig.from_dict(data)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return PlatformConfig.load(state_dir)
+
+
 def platform_status(state_dir: str, timeout: float = 3.0) -> dict[str, Any]:
-    config = PlatformConfig.load(state_dir)
+    config = running_config(state_dir)
     running = is_running(config.root)
     out: dict[str, Any] = {"state_dir": str(config.root), "running": running, "pid": read_pid(config.root) if running else None,
                            "api": config.api_url, "log": str(log_file(state_dir))}

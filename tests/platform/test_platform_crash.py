@@ -128,3 +128,26 @@ def test_second_platform_on_the_same_state_dir_is_refused(background):
     assert not server.is_running(state)
     with pytest.raises(ApiError):
         PlatformClient(background.api_url).health_live()
+
+
+def test_graceful_stop_requeues_the_running_job_without_counting_an_attempt(background, tmp_path):
+    state = str(background.root)
+    server.start_background(state, timeout=60)
+    c = PlatformClient.for_state_dir(state)
+    pid_file = tmp_path / "pids"
+    c.put_pipeline("sleepy", single_op_pipeline("sleepy", "spawn_and_sleep.py", [str(pid_file)]))
+    job = c.create_job("sleepy")
+    c.start_job(job["id"])
+    deadline = time.time() + 30
+    while not (pid_file.exists() and len(pid_file.read_text().split()) >= 3) and time.time() < deadline:
+        time.sleep(0.05)
+    pids = [int(x) for x in pid_file.read_text().split()]
+    assert server.stop_background(state, timeout=30)["killed"] is False
+    assert alive(pids) == []
+    server.start_background(state, timeout=60)      # the job runs again (and is canceled here)
+    again = c.get_job(job["id"])
+    assert again["attempts"] == 1 and again["state"] in ("PENDING", "RUNNING")
+    assert "re-queued: the platform stopped" in (again["message"] or "") or again["state"] == "RUNNING"
+    c.cancel_job(job["id"])
+    assert c.wait_for_job(job["id"], 30)["status"] == "CANCELED"
+    c.close()

@@ -126,6 +126,9 @@ class Engine:
                 select(Job).where(Job.state == JobState.PENDING, Job.started.is_(True))
                 .order_by(Job.priority.desc(), Job.queued_at.asc(), Job.created_at.asc())
                 .limit(free_slots * 4 + 8)
+                # PostgreSQL: a concurrent cancel waits for this admission (and then sees RUNNING);
+                # SQLite serialises writers anyway and ignores the clause.
+                .with_for_update()
             )
             for job in queue:
                 if free_slots <= 0:
