@@ -7,6 +7,9 @@ The model is blueprints/ct-segmentation/models/ct-organs when its 1/model.onnx e
 small 3D conv net built here with onnx.helper (1×1×64³ FP32 → 1×4×64³ logits, ct-organs' contract).
 Also a tiny single-conv model, to show the fixed per-request cost of the protocol.
 The service runs as its own process (`python -m claractl.platform.inference`), as operators see it.
+Ratios are against ONNX Runtime's defaults in-process (what an operator would do); the column
+"direct no-spin" runs the model with the session setting the service uses, to tell the effect of
+that setting from the cost of the protocol.
 """
 
 from __future__ import annotations
@@ -141,22 +144,28 @@ def main() -> None:
         print(f"volume 1×1×64×64×64 FP32 ({x.nbytes / 2**20:.0f} MiB in, 4 MiB out); {args.iterations} timed runs "
               f"each, interleaved, after 3 warm-ups; median (mean) ms; load average {os.getloadavg()[0]:.1f} "
               f"on {os.cpu_count()} cores")
-        print(f"{'model':30} {'direct ORT':>14} {'HTTP binary':>14} {'gRPC':>14} {'HTTP ×':>7} {'gRPC ×':>7}")
+        print(f"{'model':30} {'direct ORT':>14} {'direct no-spin':>14} {'HTTP binary':>14} {'gRPC':>14} "
+              f"{'HTTP ×':>7} {'gRPC ×':>7}")
         for label, name in models.items():
             while not http.is_model_ready(name):
                 time.sleep(0.1)
             session = ort.InferenceSession(str(repo / name / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+            quiet_options = ort.SessionOptions()           # as the service runs it: idle threads do not spin
+            quiet_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            quiet = ort.InferenceSession(str(repo / name / "1" / "model.onnx"), quiet_options,
+                                         providers=["CPUExecutionProvider"])
             fns = {"direct": lambda: session.run(None, {"INPUT__0": x}),
+                   "direct_nospin": lambda: quiet.run(None, {"INPUT__0": x}),
                    "http": lambda: via_http(http, name, x), "grpc": lambda: via_grpc(grpc, name, x)}
             assert fns["http"]().shape == fns["grpc"]().shape == (1, 4, 64, 64, 64)
             np.testing.assert_allclose(fns["http"](), fns["direct"]()[0], rtol=1e-5, atol=1e-5)
             t = timed_interleaved(fns, args.iterations)
-            session = None                                # only the service holds a session now
-            md, mh, mg = (statistics.median(t[k]) * 1000 for k in ("direct", "http", "grpc"))
+            session = quiet = None                        # only the service holds a session now
+            md, mq, mh, mg = (statistics.median(t[k]) * 1000 for k in ("direct", "direct_nospin", "http", "grpc"))
             fmt = lambda v: f"{statistics.median(v) * 1000:6.1f} ({statistics.mean(v) * 1000:5.1f})"  # noqa: E731
-            print(f"{label:30} {fmt(t['direct']):>14} {fmt(t['http']):>14} {fmt(t['grpc']):>14} "
-                  f"{mh / md:6.2f}× {mg / md:6.2f}×")
-            print(f"{'':30} {'':>14} {f'+{mh - md:.1f} ms':>14} {f'+{mg - md:.1f} ms':>14}")
+            print(f"{label:30} {fmt(t['direct']):>14} {fmt(t['direct_nospin']):>14} {fmt(t['http']):>14} "
+                  f"{fmt(t['grpc']):>14} {mh / md:6.2f}× {mg / md:6.2f}×")
+            print(f"{'':30} {'':>14} {'':>14} {f'{mh - md:+.1f} ms':>14} {f'{mg - md:+.1f} ms':>14}")
         http.close()
         grpc.close()
     finally:
