@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 from claractl.plan import address as addr
 from claractl.plan.digest import model_digest
+from claractl.plan.modelconfig import summary_of_dir
 from claractl.plan.state import Resource
 from claractl.project.model import Project
 
@@ -13,8 +14,9 @@ ServiceMapper = Callable[[Project], dict[str, dict[str, Any]]]
 
 
 def model_fields(path, serve: bool = True) -> dict[str, Any]:
-    """A model is identified by its content digest; it should be LOADED when inference runs."""
-    fields: dict[str, Any] = {"digest": model_digest(path)}
+    """A model is identified by its content digest (plus a config summary to read); it should be
+    LOADED when inference runs."""
+    fields: dict[str, Any] = {"digest": model_digest(path), "config": summary_of_dir(path)}
     if serve:
         fields["state"] = "LOADED"
     return fields

@@ -35,7 +35,26 @@ def _compare(desired: Resource, actual: ActualObject | None) -> Change:
                       actual_name=actual.address.partition(".")[2])
     if not diffs:
         return Change(desired.address, NOOP, before, desired.fields)
+    reason = _replace_reason(desired.address, diffs)
+    if reason:
+        return Change(desired.address, REPLACE, dict(actual.fields), desired.fields, diffs, reason=reason,
+                      actual_name=actual.address.partition(".")[2])
     return Change(desired.address, UPDATE, dict(actual.fields), desired.fields, diffs)
+
+
+# Fields whose change cannot be applied in place: (kind, path) → reason.
+REPLACE_ON = {
+    ("model", "config.backend"): "the backend changes: the old model is unloaded and removed before the new one loads",
+}
+
+
+def _replace_reason(address: str, diffs) -> str | None:
+    kind = address.partition(".")[0]
+    for d in diffs:
+        reason = REPLACE_ON.get((kind, d.path))
+        if reason:
+            return reason
+    return None
 
 
 def _selected(address: str, only: list[str], exclude: list[str]) -> bool:

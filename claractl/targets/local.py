@@ -22,6 +22,7 @@ from claractl.plan import ActualObject, ActualState, ApplyResult, Change, Resour
 from claractl.plan import address as addr
 from claractl.plan.diff import field_diffs
 from claractl.plan.model import DELETE, REPLACE
+from claractl.plan.modelconfig import summary
 from claractl.plan.secrets import plain
 from claractl.platform.client import ApiError, PlatformClient
 from claractl.platform.config import PlatformConfig
@@ -193,8 +194,9 @@ class LocalTarget(Target):
         for name, fields in services_from_config(config).items():
             state.add(ActualObject(addr.make("service", name), fields, owner))
         for m in self.api("list_models"):
-            state.add(ActualObject(addr.make("model", m["name"]),
-                                   {"digest": m.get("digest"), "state": m.get("state")}, m.get("owner")))
+            state.add(ActualObject(addr.make("model", m["name"]), {
+                "digest": m.get("digest"), "config": summary(m.get("config") or {}), "state": m.get("state"),
+            }, m.get("owner")))
         for p in self.api("list_pipelines"):
             state.add(ActualObject(addr.make("pipeline", p["name"]),
                                    {"definition": p.get("definition"), "export": _export(p.get("export"))},

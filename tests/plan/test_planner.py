@@ -145,3 +145,16 @@ def test_hand_made_objects_do_not_make_a_plan_stale(project):
     plan = plan_for(project, actual)
     actual.add(ActualObject("ae-title.HANDMADE", {}, None))
     check_fresh(plan, project.name, desired_state(project), actual)
+
+
+def test_model_content_change_is_an_update_and_backend_change_a_replace(tmp_path):
+    project = build_project(tmp_path)
+    actual = converged(desired_state(project), project.name)
+    assert actual.objects["model.ct-organs"].fields["config"]["backend"] == "onnxruntime"
+    (tmp_path / "models" / "ct-organs" / "1" / "model.onnx").write_bytes(b"retrained")
+    [change] = plan_for(project, actual).pending
+    assert change.action == UPDATE and [d.path for d in change.diffs] == ["digest"]
+    cfg = tmp_path / "models" / "ct-organs" / "config.pbtxt"
+    cfg.write_text(cfg.read_text().replace("onnxruntime", "tensorrt"))
+    [change] = plan_for(project, actual).pending
+    assert change.action == REPLACE and "backend" in change.reason
