@@ -158,6 +158,16 @@ def test_digest_is_stable_and_content_addressed(tmp_path):
     assert digest(copy) != first
     (copy / "labels.txt").rename(copy / "labels2.txt")
     assert digest(copy) != first
+    (model_dir / ".DS_Store").write_text("editor litter")      # hidden files do not count
+    assert digest(model_dir) == first
+
+
+def test_digest_is_the_one_the_platform_records(tmp_path):
+    from claractl.plan.digest import model_digest as plan_digest
+    from claractl.platform.store.digest import model_digest as store_digest
+
+    model_dir = write_model(tmp_path, "conv3d", CONV_CONFIG, {1: conv3d}, {"labels.txt": "bg\norgan\n"})
+    assert digest(model_dir) == store_digest(model_dir) == plan_digest(model_dir)
 
 
 def test_config_json_round_trip(tmp_path):

@@ -10,7 +10,6 @@ collects every problem as a Diagnostic (file:line:col: key: message) before rais
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from claractl.platform.inference.datatypes import ONNX_TO_CONFIG, onnx_type_name
 from claractl.platform.inference.pbtxt_locations import FieldLocations
+from claractl.platform.store.digest import model_digest
 from claractl.project.model import Diagnostic, Location, ProjectError
 
 CONFIG_FILE = "config.pbtxt"
@@ -67,17 +67,11 @@ class ModelInfo:
 
 
 def digest(model_dir: str | os.PathLike[str]) -> str:
-    """sha256 over the sorted relative paths and contents of every file in the model dir."""
-    root = Path(model_dir)
-    h = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
-        rel = path.relative_to(root).as_posix().encode()
-        h.update(len(rel).to_bytes(8, "big") + rel + path.stat().st_size.to_bytes(8, "big"))
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return "sha256:" + h.hexdigest()
+    """"sha256:<hex>" over the sorted relative paths, sizes and contents of the model dir's files.
+
+    One algorithm for the whole platform: the store's (the API records it on upload, plan
+    compares against it), so it is delegated, not repeated."""
+    return model_digest(model_dir)
 
 
 def parse_config_text(text: str, file: str) -> mc.ModelConfig:
