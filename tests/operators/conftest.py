@@ -1,37 +1,15 @@
-"""Fixtures for the bundled operators: phantom studies on disk, the trained model, runners."""
+"""Fixtures for the bundled operators: phantom studies on disk, the trained model, the inference
+service as its own process."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tools"))
-
-from phantom import generate_phantom, write_dicom_series, write_study  # noqa: E402
-
-MODEL_DIR = REPO / "blueprints/ct-segmentation/models/ct-organs"
-MODEL_ONNX = MODEL_DIR / "1/model.onnx"
-
-
-def run_operator(module: str, *args, env=None, check=True) -> subprocess.CompletedProcess:
-    """Run an operator exactly as the local executor does: python -m claractl_operators.<module>."""
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", f"claractl_operators.{module}", *map(str, args)],
-                          capture_output=True, text=True, env=full_env, timeout=240)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
-
-
-def dice(pred: np.ndarray, truth: np.ndarray, label: int) -> float:
-    a, b = pred == label, truth == label
-    return float(2 * (a & b).sum() / (a.sum() + b.sum()))
+from operator_helpers import MODEL_DIR, MODEL_ONNX, run_operator
+from phantom import generate_phantom, write_dicom_series, write_study
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import numpy as np
 import pydicom
 from scipy import ndimage
 
-from conftest import run_operator
+from operator_helpers import run_operator
 from phantom import LIVER, write_dicom_series
 
 

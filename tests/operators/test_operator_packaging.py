@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import REPO, run_operator
+from operator_helpers import REPO, run_operator
 
 OPERATORS = ["dicom_reader", "ai_inference", "dicom_seg_writer", "register_results",
              "register_volume_images_for_rendering"]

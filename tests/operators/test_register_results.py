@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import run_operator
+from operator_helpers import run_operator
 
 
 class Recorder(BaseHTTPRequestHandler):

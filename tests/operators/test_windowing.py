@@ -6,7 +6,7 @@ import pytest
 from claractl_operators.ai_inference.windowing import (
     ModelGrid, resample, resampled_shape, segment_volume, sliding_window_probabilities, to_model_grid,
 )
-from conftest import dice
+from operator_helpers import dice
 from phantom import LABELS, generate_phantom
 
 GRID = ModelGrid(spacing_mm=4.0, hu_min=-1000, hu_max=1000, patch=(64, 64, 64), num_classes=4)
