@@ -24,8 +24,10 @@ def render_text(plan: Plan, verbose: bool = False) -> Text:
         out.append("No changes. ", style="bold green")
         out.append(f"The {plan.target} target matches project {plan.project}.\n")
     else:
-        verb = "destroy everything project" if plan.destroy else "change the target for project"
-        out.append(f"claractl will {verb} {plan.project} on target {plan.target}:\n\n")
+        if plan.destroy:
+            out.append(f"claractl will destroy everything project {plan.project} manages on target {plan.target}:\n\n")
+        else:
+            out.append(f"claractl will change the target for project {plan.project} on target {plan.target}:\n\n")
         for c in pending:
             for line in change_lines(c):
                 pad = "  " + "    " * line.indent
