@@ -201,3 +201,22 @@ def test_killed_apply_is_finished_by_the_next_one(env):
     assert env.cli("force-unlock", lock_id).exit_code == 0
     converge(env, ae_titles=names)
     assert len(env.get("/ae-titles")) == 120
+
+
+def test_api_token_from_env_never_appears_in_outputs_plan_files_or_logs(env, monkeypatch):
+    token = "tok-INTEGRATION-8b1f0c2e-never-print"
+    monkeypatch.setenv("CLARA_TEST_API_TOKEN", token)
+    path = env.write()
+    path.write_text(path.read_text().replace("platform: {", 'platform: {api-token: "${env:CLARA_TEST_API_TOKEN}", '))
+    outputs = [env.cli("-v", "apply", "--auto-approve").output]
+    for args in (["plan"], ["plan", "-o", "json"], ["plan", "-o", "markdown"], ["-vv", "plan", "--out", "p.bin"],
+                 ["show", "p.bin", "-o", "json"]):
+        r = env.cli(*args)
+        assert r.exit_code == 0, r.output
+        outputs.append(r.output)
+    outputs.append((env.root / "p.bin").read_text())
+    outputs += [p.read_text(errors="replace") for p in (env.root / ".clara" / "logs").rglob("*.log")]
+    assert "No changes." in outputs[1]                                      # the token is write-only
+    assert token not in "\n".join(outputs)
+    # … yet it reached the platform: apply wrote it into the settings file the platform reads.
+    assert json.loads((env.root / ".clara" / "platform.json").read_text())["api"]["token"] == token
