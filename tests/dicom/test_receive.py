@@ -94,3 +94,21 @@ def test_config_changes_apply_without_restart(adapter, platform):
     with store.session() as s:
         s.add(AETitle(ae_title="NEWAE", pipelines=[PIPELINE]))
     wait_for(lambda: dcmtk("echoscu", "-aec", "NEWAE", "127.0.0.1", str(adapter.port)).returncode == 0, timeout=5)
+
+
+def test_stored_file_meta_is_valid_part10(adapter, platform, ct5):
+    """Our hand-encoded header reads back with pydicom and names the sender."""
+    from pydicom.filereader import read_file_meta_info
+    config, store = platform
+    proc = dcmtk("storescu", "-aec", CALLED_AE, "127.0.0.1", str(adapter.port), str(ct5[0]))
+    assert proc.returncode == 0, proc.stderr
+    (stored,) = list(config.dicom_dir.rglob("*.dcm")) or [None]
+    meta = read_file_meta_info(stored)
+    sent = pydicom.dcmread(ct5[0], stop_before_pixels=True)
+    assert meta.MediaStorageSOPClassUID == sent.SOPClassUID
+    assert meta.MediaStorageSOPInstanceUID == sent.SOPInstanceUID
+    assert meta.TransferSyntaxUID in ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+    assert meta.SourceApplicationEntityTitle == "STORESCU"
+    assert meta.FileMetaInformationVersion == b"\x00\x01"
+    ds = pydicom.dcmread(stored)
+    assert ds.pixel_array.shape == (64, 64) and ds.SOPInstanceUID == sent.SOPInstanceUID

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.filewriter import write_file_meta_info
-from pydicom.filebase import DicomBytesIO
 from pynetdicom import AE, evt
 from pynetdicom.presentation import StoragePresentationContexts
 from pynetdicom.sop_class import Verification
@@ -28,6 +26,7 @@ from pynetdicom.sop_class import Verification
 from claractl.platform.config import PlatformConfig
 from claractl.platform.dicom import audit
 from claractl.platform.dicom.access import AccessControl
+from claractl.platform.dicom.file_meta import encode_part10_header
 from claractl.platform.dicom.groups import GroupManager, safe_name
 from claractl.platform.dicom.handoff import close_group
 from claractl.platform.dicom.netutil import NODELAY_HANDLER
@@ -47,14 +46,6 @@ PROCESSING_FAILURE = 0x0110
 
 def _peer(assoc) -> str:
     return f"{assoc.requestor.address}:{assoc.requestor.port}"
-
-
-def _encode_meta(file_meta: Dataset) -> bytes:
-    buf = DicomBytesIO()
-    buf.is_little_endian = True
-    buf.is_implicit_VR = False
-    write_file_meta_info(buf, file_meta, enforce_standard=True)
-    return buf.getvalue()
 
 
 def _check_complete(ds: Dataset, stream_len: int) -> None:
@@ -283,7 +274,8 @@ class DicomAdapter:
             key = str(key_elem.value).strip() if key_elem is not None and key_elem.value else ""
             info = (sop_uid, str(ds.get("PatientID", "") or ""), str(ds.get("StudyInstanceUID", "") or ""),
                     str(ds.get("SeriesInstanceUID", "") or ""))
-            meta = _encode_meta(event.file_meta)
+            header = encode_part10_header(str(event.request.AffectedSOPClassUID), sop_uid,
+                                          str(event.context.transfer_syntax), calling)
         except Exception as exc:
             return self._fail(assoc, CANNOT_UNDERSTAND, f"dataset {sop_uid} cannot be parsed: {exc}")
         if mismatch:
@@ -301,7 +293,7 @@ class DicomAdapter:
             if not self.settings.overwrite_duplicates and path.exists():
                 log.info("C-STORE %s duplicate kept (overwrite_duplicates off)", sop_uid)
             else:
-                write_durable(path, (b"\0" * 128, b"DICM", meta, stream))
+                write_durable(path, (header, stream))
             stored = info
         except OSError as exc:
             return self._fail(assoc, OUT_OF_RESOURCES, f"cannot write {sop_uid}: {exc}")

@@ -6,12 +6,14 @@ A crash at any point leaves either the old file, the new file, or a `*.part` tem
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
-import uuid
+import threading
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".part"
+_counter = itertools.count()   # unique temp names without os.urandom (slow under load)
 
 
 def fsync_dir(path: Path) -> None:
@@ -24,7 +26,7 @@ def fsync_dir(path: Path) -> None:
 
 def write_durable(path: Path, chunks: list[bytes] | tuple[bytes, ...]) -> None:
     """Write `chunks` to `path` atomically and durably (data and directory entry)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}-{next(_counter)}{PARTIAL_SUFFIX}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         for chunk in chunks:
