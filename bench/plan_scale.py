@@ -119,6 +119,18 @@ def bench_size(root: Path, n: int, ports: dict[str, int]) -> None:
 
 
 def bench_apply(root: Path, n: int, ports: dict[str, int]) -> None:
+    # Baseline: the same number of plain PUTs through the API client, one after another.
+    path = write_project(root, n, ports, prefix="raw")
+    target = get_target(load_project(path))
+    target.read_state()
+    client = target.client()
+    t = time.perf_counter()
+    for i in range(n):
+        client.put_source(f"raw{i:05d}", "RAW", "10.0.0.3", owner="bench")
+    raw = time.perf_counter() - t
+    print(f"baseline: {n} sequential PUT /sources through PlatformClient: {raw:6.2f} s ({n / raw:6.0f} obj/s)", flush=True)
+    execute(target, make_plan(target, destroy=True), parallelism=10)
+    server.start_background(str(target.state_dir))
     for parallelism in (1, 10):
         path = write_project(root, n, ports, prefix=f"x{parallelism}")
         target = get_target(load_project(path))
