@@ -59,11 +59,15 @@ def series_to_nifti(headers: list[pydicom.Dataset]) -> nib.Nifti1Image:
     slices = []
     for h in headers:
         ds = pydicom.dcmread(h.filename)
-        pixels = ds.pixel_array.astype(np.float32)
-        pixels = pixels * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+        if slope == 1 and intercept.is_integer():    # the usual CT case: stay in integers (fast)
+            pixels = ds.pixel_array.astype(np.int32) + int(intercept)
+        else:
+            pixels = ds.pixel_array.astype(np.float32) * slope + intercept
         slices.append(pixels.T)                      # (rows, cols) → (i = column, j = row)
     data = np.stack(slices, axis=-1)
-    if np.all(np.mod(data, 1) == 0) and data.min() >= -32768 and data.max() <= 32767:
+    if data.dtype == np.int32 and data.min() >= -32768 and data.max() <= 32767:
         data = data.astype(np.int16)
 
     row_spacing, col_spacing = (float(v) for v in first.PixelSpacing)
