@@ -70,8 +70,8 @@ def serve(service: RenderService, port: int) -> tuple[_Server, threading.Thread]
     return server, thread
 
 
-def _running_platform(path: Path):
-    rp = make_platform(path)
+def _running_platform(path: Path, **api):
+    rp = make_platform(path, **api)
     port = free_port()
     server, thread = serve(rp.service, port)
     rp.url = f"http://127.0.0.1:{port}"
@@ -85,6 +85,12 @@ def _running_platform(path: Path):
 @pytest.fixture
 def platform(tmp_path, built_ui):
     yield from _running_platform(tmp_path)
+
+
+@pytest.fixture
+def exposed_platform(tmp_path, built_ui):
+    """Configured as reachable from the network (api.host 0.0.0.0) with a token; served on loopback."""
+    yield from _running_platform(tmp_path, host="0.0.0.0", token="browser-token")
 
 
 @pytest.fixture(scope="module")

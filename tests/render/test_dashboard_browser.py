@@ -155,3 +155,20 @@ def test_running_job_page_follows_operator_progress(platform, page):
         job = s.get(Job, job_id)
         job.operators[2].state, job.operators[2].started_at = JobState.RUNNING, utcnow()
     page.wait_for_function("document.querySelectorAll('.timeline .bar').length === 3", timeout=2000)
+
+
+def test_token_once_in_the_url_then_the_whole_ui_works_from_the_cookie(exposed_platform, page):
+    job_id = add_job(exposed_platform)
+    response = page.goto(f"{exposed_platform.url}/ui/jobs/{job_id}")
+    assert response.status == 401
+    assert page.locator("input[name=token]").count() == 1       # the sign-in form
+    page.fill("input[name=token]", "browser-token")
+    page.click("form button")
+    page.locator(".timeline .bar").first.wait_for()
+    assert "token" not in page.url                              # the token left the address bar
+    wait_live(page)                                             # SSE authorised by the cookie
+    other = add_job(exposed_platform, name="second")
+    page.goto(f"{exposed_platform.url}/ui/")
+    page.locator(f"tr[data-job-id='{other}']").wait_for(timeout=2000)
+    cookies = page.context.cookies()
+    assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("clara_token", True, "Strict")]
