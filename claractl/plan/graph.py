@@ -82,7 +82,13 @@ def walk(changes: list[Change], run: Callable[[Change], None], parallelism: int 
             if stop.is_set():
                 result.not_done += [c.address for c in wave]
                 continue
-            list(pool.map(one, wave))
+            try:
+                list(pool.map(one, wave))
+            except KeyboardInterrupt:
+                # Ctrl-C: let running changes finish, start nothing new, report like a failure.
+                stop.set()
+                with lock:
+                    result.failed.append(("(interrupted)", "interrupted by the user"))
     position = {c.address: i for i, c in enumerate(order(changes))}
     result.not_done.sort(key=lambda a: position.get(a, 0))
     return result

@@ -66,3 +66,15 @@ def test_first_failure_stops_the_walk_and_reports_done_and_not_done():
 def test_parallelism_must_be_positive():
     with pytest.raises(ValueError):
         walk([ch("model.m")], lambda c: None, parallelism=0)
+
+
+def test_keyboard_interrupt_stops_the_walk_and_reports():
+    changes = [ch("model.a"), ch("pipeline.p"), ch("ae-title.A")]
+
+    def run(change):
+        if change.address == "model.a":
+            raise KeyboardInterrupt
+    # KeyboardInterrupt raised in a worker surfaces in the waiting main thread, as Ctrl-C does.
+    result = walk(changes, run, parallelism=2)
+    assert not result.ok and result.failed[-1][0] == "(interrupted)"
+    assert result.not_done == ["pipeline.p", "ae-title.A"]
