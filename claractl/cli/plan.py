@@ -67,7 +67,7 @@ def _run(body: Callable[[], int]) -> None:
     raise typer.Exit(code)
 
 
-def _print_plan(plan, output: Output) -> None:
+def _print_plan(plan, output: Output, verbose: bool = False) -> None:
     from claractl.plan.render import render_json, render_markdown, render_text
 
     if output is Output.json:
@@ -75,7 +75,7 @@ def _print_plan(plan, output: Output) -> None:
     elif output is Output.markdown:
         sys.stdout.write(render_markdown(plan))
     else:
-        cli_console.console.print(render_text(plan, verbose=cli_console.verbosity > 0), end="", soft_wrap=True)
+        cli_console.console.print(render_text(plan, verbose=verbose or cli_console.verbosity > 0), end="", soft_wrap=True)
 
 
 def _confirm(auto_approve: bool, what: str) -> None:
@@ -141,6 +141,7 @@ def register(app: typer.Typer) -> None:
         only: List[str] = typer.Option([], "--only", help=ONLY_HELP),
         exclude: List[str] = typer.Option([], "--exclude", help=EXCLUDE_HELP),
         destroy: bool = typer.Option(False, "--destroy", help="Plan the removal of everything the project manages."),
+        verbose: bool = typer.Option(False, "-v", "--verbose", help="Also list objects this project does not manage."),
     ) -> None:
         """Show what apply would change: the project compared with the target, read live."""
         def body() -> int:
@@ -151,7 +152,7 @@ def register(app: typer.Typer) -> None:
             plan = make_plan(target, destroy=destroy, only=only, exclude=exclude)
             if out:
                 write_plan(plan, out)
-            _print_plan(plan, output)
+            _print_plan(plan, output, verbose)
             if out and output is Output.text:
                 cli_console.console.print(f"\nSaved the plan to {out}. Apply exactly this plan with "
                                           f"`claractl apply {out}`.", highlight=False)

@@ -147,6 +147,7 @@ def test_destroy_leaves_hand_made_objects_alone(env):
     httpx.put(env.api + "/sources/by-hand", json={"ae_title": "MODALITY", "host": "10.0.0.7"}).raise_for_status()
     r = env.cli("-v", "plan")
     assert "ae-title.HANDMADE (made by hand)" in r.output
+    assert "ae-title.HANDMADE (made by hand)" in env.cli("plan", "-v").output
     assert "HANDMADE" not in env.cli("plan").output                    # only with -v
     r = env.cli("destroy", "--auto-approve")
     assert r.exit_code == 0, r.output
