@@ -126,3 +126,19 @@ def test_duplicate_overwrites_or_keeps(adapter, platform, ct5, tmp_path):
     assert assoc.send_c_store(ds).Status == 0
     assoc.release()
     assert pydicom.dcmread(files[0]).PatientName == "Changed^Name"
+
+
+def test_idle_connections_do_not_lock_out_peers(adapter, platform):
+    """30 sockets that never send an A-ASSOCIATE-RQ (max_associations is 25): others still get in."""
+    import socket
+    idle = [socket.create_connection(("127.0.0.1", adapter.port)) for _ in range(30)]
+    try:
+        assoc = _associate(adapter.port, "CLARATEST", CALLED_AE)
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0
+        status = adapter.status()
+        assert status["associations_active"] == 1 and status["connections_open"] >= 30
+        assoc.release()
+    finally:
+        for s in idle:
+            s.close()

@@ -170,11 +170,13 @@ class DicomAdapter:
 
     def status(self) -> dict[str, Any]:
         server = self._server
-        active = len(server.active_associations) if server is not None else 0
+        connections = len(server.active_associations) if server is not None else 0
         with self._lock:
             counters = dict(self._counters)
-        out = {"running": server is not None, "ready": server is not None, "ae_title": self.settings.ae_title, "port": self.port,
-               "associations_active": active, "groups_open": self.groups.open_count(),
+            admitted = len(self._admitted)
+        out = {"running": server is not None, "ready": server is not None, "ae_title": self.settings.ae_title,
+               "port": self.port, "associations_active": admitted, "connections_open": connections,
+               "max_associations": self.settings.max_associations, "groups_open": self.groups.open_count(),
                "groups": self.groups.snapshot(), **counters,
                "rejects": counters["associations_rejected"] + counters["store_failures"]
                + counters["out_of_resources"]}
