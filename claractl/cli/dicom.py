@@ -105,7 +105,7 @@ def status(
     c = cli_console.console
     c.print(f"DICOM adapter {doc.get('ae_title')} on port {doc.get('port')}: "
             f"{'running' if doc.get('running') else 'stopped'}")
-    for key in ("associations_active", "groups_open", "instances_received", "bytes_received", "jobs_created",
+    for key in ("associations_active", "connections_open", "groups_open", "instances_received", "bytes_received", "jobs_created",
                 "associations_accepted", "associations_rejected", "store_failures", "out_of_resources"):
         c.print(f"  {key.replace('_', ' '):24s} {doc.get(key, 0)}")
     for g in doc.get("groups", []):
