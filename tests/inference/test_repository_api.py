@@ -71,6 +71,8 @@ def test_load_failure_is_reported_with_the_config_problem(fresh):
     assert "no model directory 'not-there'" in info.value.message()
     with pytest.raises(InferenceServerException):
         client.load_model("..")
+    with pytest.raises(InferenceServerException, match="not found in the repository"):
+        client.unload_model("..")
     client.close()
 
 

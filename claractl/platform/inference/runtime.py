@@ -92,7 +92,7 @@ class ModelRegistry:
 
     def unload(self, name: str) -> None:
         with self._lock:
-            if name not in self._loaded and not (self.repository / name).is_dir():
+            if name not in self._loaded and not (_safe_name(name) and (self.repository / name).is_dir()):
                 raise not_found(f"failed to unload '{name}': model not found in the repository")
             self._loaded.pop(name, None)
             self._failed.pop(name, None)
