@@ -6,7 +6,7 @@ import tritonclient.http as httpclient
 
 from claractl.platform.config import InferenceSettings, PlatformConfig
 from claractl.platform.inference import InferenceService
-from tests.inference.onnx_models import build_repository
+from .onnx_models import build_repository
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from claractl.platform.inference import ModelConfigError, config_from_json, config_to_json, digest, load_model_dir
-from tests.inference.onnx_models import CONV_CONFIG, SIMPLE_CONFIG, add_sub, conv3d, identity, write_model
+from .onnx_models import CONV_CONFIG, SIMPLE_CONFIG, add_sub, conv3d, identity, write_model
 
 REFERENCE = Path(__file__).resolve().parents[2] / "blueprints/ct-segmentation/models/ct-organs"
 

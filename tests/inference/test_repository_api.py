@@ -11,7 +11,7 @@ from tritonclient.utils import InferenceServerException
 
 from claractl.platform.config import InferenceSettings, PlatformConfig
 from claractl.platform.inference import InferenceError, InferenceService, InferenceServiceError
-from tests.inference.onnx_models import build_repository, identity
+from .onnx_models import build_repository, identity
 
 
 @pytest.fixture()
