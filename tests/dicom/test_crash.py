@@ -31,7 +31,7 @@ def test_kill_9_mid_series_then_rest_gives_one_complete_job(platform, ct200):
                                str(config.dicom.port), str(ct200[0].parent)], env=PEER_ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: len(list(config.dicom_dir.rglob("*.dcm"))) >= 60, timeout=60, interval=0.005)
+        wait_for(lambda: len(list(config.dicom_dir.rglob("*.dcm"))) >= 20, timeout=60, interval=0.005)
         os.kill(scp.pid, signal.SIGKILL)
         scp.wait()
         assert sender.wait(timeout=60) != 0          # the peer saw the association die
@@ -39,7 +39,7 @@ def test_kill_9_mid_series_then_rest_gives_one_complete_job(platform, ct200):
         if sender.poll() is None:
             sender.kill()
     stored_before = {p.stem for p in config.dicom_dir.rglob("*.dcm")}
-    assert 60 <= len(stored_before) < 200
+    assert 20 <= len(stored_before) < 200
     assert jobs(store) == []
 
     scp = _start_scp(config)
