@@ -1,7 +1,7 @@
 """Synthetic abdominal CT phantoms with ground truth, and a writer for them as a DICOM CT series.
 
 A phantom is a body (soft-tissue elliptic cylinder with a subcutaneous fat layer, air outside),
-organs as jittered ellipsoids (liver, spleen, two kidneys in perirenal fat) and bone distractors
+organs as jittered ellipsoids in thin fat planes (liver, spleen, two kidneys in perirenal fat) and bone distractors
 (spine with discs, ribs), plus Gaussian noise. Everything is drawn in patient coordinates (LPS,
 millimetres) and point-sampled on the requested grid, so the same seed gives the same anatomy at
 any resolution.
@@ -31,6 +31,7 @@ LIVER, SPLEEN, KIDNEY = 1, 2, 3
 HU_AIR, HU_FAT, HU_TISSUE = -1000.0, -100.0, 40.0
 HU_LIVER, HU_SPLEEN, HU_KIDNEY = 60.0, 50.0, 30.0
 HU_PERIRENAL_FAT, HU_BONE, HU_DISC = -90.0, 700.0, 80.0
+HU_ORGAN_FAT = -80.0  # thin fat plane around liver and spleen
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -101,26 +102,27 @@ def generate_phantom(
         hu[mask] = value + jit(-5, 5)
         labels[mask] = label
 
+    def fat_plane(mask):
+        """Organs are outlined by a few mm of fat in CT (perihepatic, perisplenic, perirenal)."""
+        hu[mask] = HU_ORGAN_FAT
+        labels[mask] = 0
+
     # Liver on the patient's right (−x in LPS): right lobe plus a left-lobe extension over the midline.
     zl = jit(25, 55)
     liver_centre = (body_cx - jit(50, 65), body_cy - jit(0, 20), zl)
-    right_lobe = _ellipsoid(
-        x, y, z, liver_centre, (jit(60, 78), jit(55, 70), jit(55, 72)), jit(-15, 15)
-    )
-    left_lobe = _ellipsoid(
-        x, y, z,
-        (liver_centre[0] + jit(50, 65), liver_centre[1] - jit(15, 30), zl + jit(5, 20)),
-        (jit(38, 50), jit(28, 38), jit(28, 40)), jit(-20, 20),
-    )
-    organ(right_lobe | left_lobe, HU_LIVER, LIVER)
+    right = (liver_centre, (jit(60, 78), jit(55, 70), jit(55, 72)), jit(-15, 15))
+    left = ((liver_centre[0] + jit(50, 65), liver_centre[1] - jit(15, 30), zl + jit(5, 20)),
+            (jit(38, 50), jit(28, 38), jit(28, 40)), jit(-20, 20))
+    rim = jit(3, 6)
+    fat_plane(_ellipsoid(x, y, z, right[0], tuple(a + rim for a in right[1]), right[2])
+              | _ellipsoid(x, y, z, left[0], tuple(a + rim for a in left[1]), left[2]))
+    organ(_ellipsoid(x, y, z, *right) | _ellipsoid(x, y, z, *left), HU_LIVER, LIVER)
 
     # Spleen posterior-left.
-    spleen = _ellipsoid(
-        x, y, z,
-        (body_cx + jit(80, 95), body_cy + jit(20, 40), jit(25, 55)),
-        (jit(24, 32), jit(40, 52), jit(42, 58)), jit(-30, 0),
-    )
-    organ(spleen, HU_SPLEEN, SPLEEN)
+    centre = (body_cx + jit(80, 95), body_cy + jit(20, 40), jit(25, 55))
+    semi, angle, rim = (jit(24, 32), jit(40, 52), jit(42, 58)), jit(-30, 0), jit(3, 6)
+    fat_plane(_ellipsoid(x, y, z, centre, tuple(a + rim for a in semi), angle))
+    organ(_ellipsoid(x, y, z, centre, semi, angle), HU_SPLEEN, SPLEEN)
 
     # Kidneys posterior, either side of the spine, each in a perirenal fat capsule.
     kidneys = np.zeros(shape, dtype=bool)

@@ -34,7 +34,24 @@ from claractl_operators.ai_inference.windowing import (  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "blueprints/ct-segmentation/models/ct-organs/1/model.onnx"
-GRID = ModelGrid()  # matches config.pbtxt: spacing_mm 4.0, hu_window -1000,1000, 64³, 4 classes
+MODEL_DIR = REPO / "blueprints/ct-segmentation/models/ct-organs"
+
+
+def grid_from_config(model_dir: Path = MODEL_DIR) -> ModelGrid:
+    """The model grid (spacing, HU window, patch, classes) from config.pbtxt, read the way the
+    ai-inference operator reads it from the inference service."""
+    import tritonclient.grpc.model_config_pb2 as mc
+    from google.protobuf import text_format
+    from google.protobuf.json_format import MessageToDict
+
+    from claractl_operators.ai_inference.grid import grid_from_model
+    from claractl_operators.common.inference import parse_config
+
+    cfg = text_format.Parse((model_dir / "config.pbtxt").read_text(), mc.ModelConfig())
+    return grid_from_model(parse_config(cfg.name, MessageToDict(cfg, preserving_proto_field_name=True)))
+
+
+GRID = grid_from_config()
 
 
 def training_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +171,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--cases", type=int, default=32, help="training phantoms")
-    p.add_argument("--steps", type=int, default=600, help="optimiser steps")
+    p.add_argument("--steps", type=int, default=500, help="optimiser steps")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--checkpoint-every", type=int, default=100, help="export ONNX every N steps too")

@@ -30,3 +30,11 @@ def run_operator(module: str, *args, env=None, check=True) -> subprocess.Complet
 def dice(pred: np.ndarray, truth: np.ndarray, label: int) -> float:
     a, b = pred == label, truth == label
     return float(2 * (a & b).sum() / (a.sum() + b.sum()))
+
+
+def model_grid():
+    """The committed model's grid (spacing, HU window, patch, classes) from its config.pbtxt."""
+    sys.path.insert(0, str(REPO / "tools"))
+    from train_ct_organs import grid_from_config
+
+    return grid_from_config(MODEL_DIR)

@@ -9,8 +9,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from claractl_operators.ai_inference.windowing import ModelGrid, segment_volume
-from operator_helpers import dice, run_operator
+from claractl_operators.ai_inference.windowing import segment_volume
+from operator_helpers import dice, model_grid, run_operator
 from phantom import LABELS
 
 SNOMED = {"liver": "10200004", "spleen": "78961009", "kidney": "64033007"}
@@ -23,7 +23,7 @@ def predicted(tmp_path_factory, demo_study, demo_volumes, onnx_predict):
     work = tmp_path_factory.mktemp("seg")
     uid = info["series_instance_uid"]
     img = nib.load(demo_volumes / f"{uid}.nii.gz")
-    labels = segment_volume(np.asarray(img.dataobj), img.header.get_zooms(), onnx_predict, ModelGrid())
+    labels = segment_volume(np.asarray(img.dataobj), img.header.get_zooms(), onnx_predict, model_grid())
     (work / "labels").mkdir()
     nib.save(nib.Nifti1Image(labels, img.affine), work / "labels" / f"{uid}.nii.gz")
     return ph, study, info, work

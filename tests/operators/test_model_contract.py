@@ -37,5 +37,5 @@ def test_operator_reads_the_grid_from_the_config():
 
     info = parse_config("ct-organs", MessageToDict(load_config(), preserving_proto_field_name=True))
     grid = grid_from_model(info)
-    assert (grid.spacing_mm, grid.hu_min, grid.hu_max, grid.patch, grid.num_classes) == (4.0, -1000, 1000, (64, 64, 64), 4)
+    assert (grid.spacing_mm, grid.hu_min, grid.hu_max, grid.patch, grid.num_classes) == (4.0, -200, 300, (64, 64, 64), 4)
     assert info.labels == list(LABELS)

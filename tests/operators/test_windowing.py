@@ -6,7 +6,7 @@ import pytest
 from claractl_operators.ai_inference.windowing import (
     ModelGrid, resample, resampled_shape, segment_volume, sliding_window_probabilities, to_model_grid,
 )
-from operator_helpers import dice
+from operator_helpers import dice, model_grid
 from phantom import LABELS, generate_phantom
 
 GRID = ModelGrid(spacing_mm=4.0, hu_min=-1000, hu_max=1000, patch=(64, 64, 64), num_classes=4)
@@ -73,6 +73,6 @@ def test_resample_nearest_keeps_label_values():
 def test_trained_model_segments_held_out_phantom(onnx_predict):
     """Full pipeline numerics with the committed ONNX model: Dice ≥ 0.9 per organ."""
     ph = generate_phantom(seed=4)  # validation seed, never trained on
-    labels = segment_volume(ph.hu, ph.spacing, onnx_predict, GRID)
+    labels = segment_volume(ph.hu, ph.spacing, onnx_predict, model_grid())
     for c, name in enumerate(LABELS[1:], start=1):
         assert dice(labels, ph.labels, c) >= 0.9, name
