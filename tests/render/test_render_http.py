@@ -261,3 +261,26 @@ def test_job_whose_payload_was_removed_says_so(platform):
     assert info["series"] == [] and "payload has been removed" in info["message"]
     detail = httpx.get(f"{platform.url}/api/v1/render/jobs/{job_id}").json()
     assert detail["payload_files"] == {"files": [], "truncated": False, "exists": False}
+
+
+def test_reduced_volume_for_cpu_rendering_keeps_volume_and_labels_on_one_grid(platform):
+    job_id = add_job(platform)                     # 64×64×48 phantom, 2×2×3 mm
+    (series,) = httpx.get(f"{platform.url}/api/v1/render/jobs/{job_id}/viewer").json()["series"]
+    import gzip
+
+    def load(url):
+        r = httpx.get(platform.url + url)
+        assert r.status_code == 200
+        return nib.Nifti1Image.from_bytes(gzip.decompress(r.content))
+
+    full = load(series["volume_url"])
+    small = load(series["volume_url"] + "?max_dim=30")
+    labels = load(series["label_url"] + "?max_dim=30")
+    assert small.shape == labels.shape == (22, 22, 24)          # strides 3, 3, 2
+    np.testing.assert_allclose(nib.affines.voxel_sizes(small.affine), (6.0, 6.0, 6.0))
+    np.testing.assert_array_equal(np.asarray(small.dataobj), np.asarray(full.dataobj)[::3, ::3, ::2])
+    np.testing.assert_allclose(small.affine, labels.affine)
+    assert set(np.unique(np.asarray(labels.dataobj))) == {0, 1, 2}   # label values kept, not blended
+    # Small enough already: the original file.
+    assert load(series["volume_url"] + "?max_dim=64").shape == full.shape
+    assert httpx.get(platform.url + series["volume_url"] + "?max_dim=3").status_code == 422

@@ -90,6 +90,12 @@ def test_viewer_renders_and_overlay_changes_the_segmented_pixels(viewer, artifac
     assert viewer.errors == []
 
 
+def test_cpu_rendering_is_detected_and_said(viewer):
+    # These machines have no GPU: WebGL2 runs on SwiftShader, so the viewer asks for volumes of at
+    # most 192 voxels per axis (the 64×64×48 phantom is already smaller) and tells the user.
+    assert viewer.inner_text("#viewer-status") == "64×64×48 voxels · payload · no GPU: at most 192 voxels per axis"
+
+
 def test_segment_list_names_and_colours(viewer):
     labels = viewer.locator("#segments li").all_inner_texts()
     assert [t.strip() for t in labels] == ["liver", "spleen"]

@@ -156,7 +156,8 @@ def build_router(service: "RenderService") -> APIRouter:
         return {"series": out, "message": message}
 
     @data.get("/jobs/{job_id}/volumes/{key}/{name}")
-    def volume_file(job_id: str, key: str, name: str) -> FileResponse:
+    def volume_file(job_id: str, key: str, name: str,
+                    max_dim: int | None = Query(None, ge=16, le=4096)) -> FileResponse:
         kind = name.split(".", 1)[0]
         if kind not in ("volume", "label"):
             raise HTTPException(404, f"no {name}")
@@ -165,6 +166,8 @@ def build_router(service: "RenderService") -> APIRouter:
         path = getattr(item, kind, None) if item else None
         if path is None:
             raise HTTPException(404, f"job {job_id} has no {kind} {key}")
+        if max_dim:
+            path = service.finder.reduced(job_id, item, kind, max_dim)
         return FileResponse(path, media_type="application/octet-stream")
 
     @data.get("/events")

@@ -219,6 +219,28 @@ class VolumeFinder:
         volumes = [out_dir / n for n in names if (out_dir / n).is_file()]
         return pair_series(volumes, _niftis_under(root, LABEL_DIRS), "dicom")
 
+    def reduced(self, job_id: str, series: ViewSeries, kind: str, max_dim: int) -> Path:
+        """The series' volume or label map with every axis at most `max_dim` voxels (for browsers
+        that render on the CPU). Same integer strides for both, so they stay on one grid; cached."""
+        source = series.volume if kind == "volume" else series.label
+        shape = nib.load(str(series.volume)).shape[:3]
+        strides = tuple(max(1, -(-n // max_dim)) for n in shape)
+        if strides == (1, 1, 1):
+            return source
+        suffix = ".nii.gz" if source.name.endswith(".gz") else ".nii"   # the URL told the browser which
+        target = self.cache_dir / job_id / "reduced" / f"{series.key}.{kind}.{max_dim}{suffix}"
+        if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+            return target
+        with self._lock(job_id):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            img = nib.load(str(source))
+            small = img.slicer[:: strides[0], :: strides[1], :: strides[2]]   # affine follows the strides
+            small = nib.Nifti1Image(np.asarray(small.dataobj), small.affine, small.header)
+            tmp = target.with_name(f"{target.name}.part{suffix}")
+            nib.save(small, str(tmp))
+            os.replace(tmp, target)
+        return target
+
     def segments(self, label: Path) -> list[dict[str, Any]]:
         key = (str(label), label.stat().st_mtime)
         if key not in self._segments:

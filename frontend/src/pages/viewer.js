@@ -15,9 +15,11 @@ export const PRESETS = {
 }
 const hex = (c) => `#${c.map((v) => v.toString(16).padStart(2, '0')).join('')}`
 const rgbOf = (x) => [1, 3, 5].map((i) => parseInt(x.slice(i, i + 2), 16))
+const SOFTWARE_MAX_DIM = 192
+const suffix = (url) => (url.endsWith('.gz') ? '.nii.gz' : '.nii')
 const LAYOUTS = { 'Planes + 3D': 'multi', '3D only': 'render', Axial: 'axial', Coronal: 'coronal', Sagittal: 'sagittal' }
 
-export async function viewerPage(root, [jobId]) {
+export async function viewerPage(root, [jobId], query) {
   document.title = `Viewer · claractl`
   document.body.dataset.viewer = 'loading'
   let info
@@ -44,7 +46,8 @@ export async function viewerPage(root, [jobId]) {
   const wl = { width: h('input', { type: 'number', id: 'window-width', value: 400 }), level: h('input', { type: 'number', id: 'window-level', value: 40 }) }
   const presetButtons = Object.entries(PRESETS).map(([name, [w, l]]) =>
     h('button', { class: 'preset', 'data-preset': name, onclick: () => setWindow(w, l) }, name))
-  const layout = h('select', { id: 'layout' }, Object.keys(LAYOUTS).map((k) => h('option', { value: LAYOUTS[k] }, k)))
+  const initialView = Object.values(LAYOUTS).includes(query.get('view')) ? query.get('view') : 'multi'
+  const layout = h('select', { id: 'layout' }, Object.keys(LAYOUTS).map((k) => h('option', { value: LAYOUTS[k], selected: LAYOUTS[k] === initialView }, k)))
 
   root.append(h('section', { 'data-page': 'viewer', class: 'viewer' },
     h('aside', { class: 'viewer-controls' },
@@ -66,6 +69,12 @@ export async function viewerPage(root, [jobId]) {
     multiplanarShowRender: SHOW_RENDER.ALWAYS, loadingText: 'loading', crosshairColor: [0.2, 0.8, 1, 0.8],
   })
   await nv.attachToCanvas(canvas)
+  // Without a GPU (SwiftShader, llvmpipe) every texture update of a full CT takes many seconds:
+  // ask the server for a volume reduced to SOFTWARE_MAX_DIM voxels per axis, and say so.
+  const debugInfo = nv.gl.getExtension('WEBGL_debug_renderer_info')   // RENDERER alone is masked
+  const renderer = String(nv.gl.getParameter(debugInfo ? debugInfo.UNMASKED_RENDERER_WEBGL : nv.gl.RENDERER))
+  const software = /swiftshader|llvmpipe|softpipe|software/i.test(renderer)
+  const sized = (url) => (software ? `${url}?max_dim=${SOFTWARE_MAX_DIM}` : url)
   let hidden = new Set()
   let current = null
 
@@ -78,11 +87,26 @@ export async function viewerPage(root, [jobId]) {
     return cm
   }
 
-  function applyOverlay() {
-    if (nv.volumes.length < 2) return
-    const label = nv.volumes[1]
-    label.setColormapLabel(labelColormap(current.segments))
-    nv.setOpacity(1, overlayToggle.checked ? Number(opacity.value) : 0)
+  // Every updateGLVolume() re-renders the volume textures (costly on a CPU rasteriser, and for
+  // big volumes anywhere): each control changes only what it needs, then updates once.
+  function setLabelColours() {
+    if (nv.volumes.length > 1) nv.volumes[1].setColormapLabel(labelColormap(current.segments))
+  }
+
+  function setOverlayOpacity() {
+    if (nv.volumes.length > 1) nv.volumes[1].opacity = overlayToggle.checked ? Number(opacity.value) : 0
+  }
+
+  function setCalibration() {
+    const vol = nv.volumes[0]
+    if (!vol) return
+    const width = Number(wl.width.value), level = Number(wl.level.value)
+    vol.cal_min = level - width / 2
+    vol.cal_max = level + width / 2
+  }
+
+  function update(...changes) {
+    changes.forEach((change) => change())
     nv.updateGLVolume()
     markDrawn()
   }
@@ -94,12 +118,7 @@ export async function viewerPage(root, [jobId]) {
 
   function setWindow(width, level) {
     wl.width.value = width; wl.level.value = level
-    const vol = nv.volumes[0]
-    if (!vol) return
-    vol.cal_min = level - width / 2
-    vol.cal_max = level + width / 2
-    nv.updateGLVolume()
-    markDrawn()
+    update(setCalibration)
   }
 
   function setLayout(mode) {
@@ -112,8 +131,8 @@ export async function viewerPage(root, [jobId]) {
     current = series
     hidden = new Set()
     status.textContent = 'loading volume…'
-    const volumes = [{ url: series.volume_url, colormap: 'gray', name: `${series.key}-volume.nii` }]
-    if (series.label_url) volumes.push({ url: series.label_url, opacity: Number(opacity.value), name: `${series.key}-label.nii`, colormapLabel: labelColormap(series.segments) })
+    const volumes = [{ url: sized(series.volume_url), colormap: 'gray', name: `${series.key}-volume${suffix(series.volume_url)}` }]
+    if (series.label_url) volumes.push({ url: sized(series.label_url), opacity: Number(opacity.value), name: `${series.key}-label${suffix(series.label_url)}`, colormapLabel: labelColormap(series.segments) })
     try {
       await nv.loadVolumes(volumes)
     } catch (err) {
@@ -121,32 +140,32 @@ export async function viewerPage(root, [jobId]) {
       document.body.dataset.viewer = 'error'
       return
     }
-    applyOverlay()
-    setWindow(Number(wl.width.value), Number(wl.level.value))
     setLayout(layout.value)
+    update(setLabelColours, setOverlayOpacity, setCalibration)
     segList.replaceChildren(...(series.segments.length ? series.segments.map((s) => h('li', {},
       h('label', {},
         h('input', { type: 'checkbox', checked: true, 'data-segment': s.value, onchange: (e) => {
           if (e.target.checked) hidden.delete(s.value); else hidden.add(s.value)
-          applyOverlay()
+          update(setLabelColours)
         } }),
         h('input', { type: 'color', class: 'swatch', 'data-segment-color': s.value, value: hex(s.color), title: 'colour', onchange: (e) => {
           s.color = rgbOf(e.target.value)
-          applyOverlay()
+          update(setLabelColours)
         } }), ` ${s.name}`)))
       : [h('li', { class: 'muted' }, series.label_url ? 'The label map is empty.' : 'No segmentation for this series.')]))
     const dims = nv.volumes[0].dims
-    status.textContent = `${dims[1]}×${dims[2]}×${dims[3]} voxels · ${series.origin}`
+    status.textContent = `${dims[1]}×${dims[2]}×${dims[3]} voxels · ${series.origin}` +
+      (software ? ` · no GPU: at most ${SOFTWARE_MAX_DIM} voxels per axis` : '')
     nv.drawScene()
     // Two frames so the canvas holds the drawn image before tests or users look at it.
     requestAnimationFrame(() => requestAnimationFrame(() => { document.body.dataset.viewer = 'ready' }))
   }
 
-  overlayToggle.addEventListener('change', applyOverlay)
-  opacity.addEventListener('input', applyOverlay)
+  overlayToggle.addEventListener('change', () => update(setOverlayOpacity))
+  opacity.addEventListener('change', () => update(setOverlayOpacity))
   seriesSelect.addEventListener('change', () => open(info.series[Number(seriesSelect.value)]))
   layout.addEventListener('change', () => setLayout(layout.value))
-  for (const input of [wl.width, wl.level]) input.addEventListener('change', () => setWindow(Number(wl.width.value), Number(wl.level.value)))
+  for (const input of [wl.width, wl.level]) input.addEventListener('change', () => update(setCalibration))
 
   window.__claraViewer = nv   // for debugging from the console
   await open(info.series[0])
