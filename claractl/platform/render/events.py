@@ -71,10 +71,13 @@ class ChangeFeed:
 
     def current(self) -> dict[str, str]:
         with self._lock:
-            if time.monotonic() - self._at >= self.interval:
+            # Shared for half an interval: listeners waking every `interval` always see a fresh
+            # value (a full interval would let a listener read one just short of expiry, doubling
+            # its latency), while many listeners still cost one query set per half interval.
+            if time.monotonic() - self._at >= self.interval / 2:
+                self._at = time.monotonic()
                 with self._session_factory() as session:
                     self._current = fingerprints(session)
-                self._at = time.monotonic()
             return dict(self._current)
 
     async def stream(self, is_disconnected: Callable, heartbeat: float = 15.0) -> AsyncIterator[str]:
