@@ -42,8 +42,9 @@ class RenderPlatform:
     url: str
 
 
-def make_platform(tmp_path: Path, **api) -> RenderPlatform:
+def make_platform(tmp_path: Path, database: str = "sqlite", **api) -> RenderPlatform:
     config = PlatformConfig(state_dir=str(tmp_path / "state"))
+    config.store.database = database
     config.render.port = 0            # tests serve the router themselves
     for key, value in api.items():
         setattr(config.api, key, value)

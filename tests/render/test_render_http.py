@@ -284,3 +284,29 @@ def test_reduced_volume_for_cpu_rendering_keeps_volume_and_labels_on_one_grid(pl
     # Small enough already: the original file.
     assert load(series["volume_url"] + "?max_dim=64").shape == full.shape
     assert httpx.get(platform.url + series["volume_url"] + "?max_dim=3").status_code == 422
+
+
+@pytest.mark.postgres
+def test_dashboard_data_events_and_agent_on_postgresql(tmp_path, built_ui, postgres_url):
+    from claractl.platform.render.events import fingerprints
+
+    rp = make_platform(tmp_path, database=postgres_url)
+    try:
+        client = TestClient(create_app(rp.service))
+        with rp.store.session() as s:
+            before = fingerprints(s)
+        job_id = add_job(rp, source_ae="PG_SCANNER")
+        with rp.store.session() as s:
+            after = fingerprints(s)
+        assert after["jobs"] != before["jobs"] and after["config"] != before["config"]
+        rows = client.get("/api/v1/render/jobs", params={"source": "pg_scanner", "state": "stopped"}).json()["jobs"]
+        assert [r["id"] for r in rows] == [job_id]
+        detail = client.get(f"/api/v1/render/jobs/{job_id}").json()
+        assert len(detail["operators"]) == 4 and detail["source_ae"] == "PG_SCANNER"
+        assert client.get("/api/v1/render/overview").json()["pipelines"][0]["name"] == "ct-organ-seg"
+        task_id = _task(rp, job_id, [f"operators/dicom-reader/{SERIES_UID}.nii.gz"])
+        assert rp.service.agent.run_once() == 1
+        with rp.store.session() as s:
+            assert s.get(ExportTask, task_id).state == ExportState.SUCCEEDED
+    finally:
+        rp.store.dispose()
