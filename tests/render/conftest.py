@@ -114,7 +114,8 @@ def _page(chromium, viewport):
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.errors = errors
+    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    pg.errors = errors      # uncaught exceptions and console errors (CSP violations, failed loads)
     return context, pg
 
 

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.browser
 
 
 def wait_live(page) -> None:
-    page.wait_for_function("document.body.dataset.live === 'live'", timeout=5000)
+    page.wait_for_function("() => document.body.dataset.live === 'live'", timeout=5000)
 
 
 def test_finished_job_appears_in_the_list_within_2s_without_reload(platform, page, artifacts):
@@ -34,7 +34,7 @@ def test_finished_job_appears_in_the_list_within_2s_without_reload(platform, pag
         job = s.get(Job, job_id)
         job.status = JobStatus.FAULTED
     page.wait_for_function(
-        f"document.querySelector(\"tr[data-job-id='{job_id}'] td:nth-child(4)\").textContent === 'FAULTED'",
+        f"() => document.querySelector(\"tr[data-job-id='{job_id}'] td:nth-child(4)\").textContent === 'FAULTED'",
         timeout=2000,
     )
 
@@ -71,11 +71,12 @@ def test_job_page_has_one_timeline_bar_per_operator_and_logs_open(platform, page
     for name in operators:
         page.click(f"button.log-button[data-operator='{name}']")
         page.wait_for_function(
-            f"document.getElementById('log').textContent.includes('{name}: done')", timeout=3000
+            f"() => document.getElementById('log').textContent.includes('{name}: done')", timeout=3000
         )
     files = page.locator("#payload-files li a").all_inner_texts()
     assert f"operators/dicom-reader/{SERIES_UID}.nii.gz" in files
     page.screenshot(path=str(artifacts / "job-page.png"), full_page=True)
+    assert page.errors == []
 
 
 def test_export_tasks_show_per_file_status_live(platform, page):
@@ -87,7 +88,7 @@ def test_export_tasks_show_per_file_status_live(platform, page):
             f"operators/dicom-reader/{SERIES_UID}.nii.gz", "operators/ai-inference/missing.nii.gz"]))
     page.locator("#exports-table").wait_for(timeout=2000)
     platform.service.agent.run_once()
-    page.wait_for_function("document.querySelector('#exports-table').textContent.includes('indexed as volume')",
+    page.wait_for_function("() => document.querySelector('#exports-table').textContent.includes('indexed as volume')",
                            timeout=2000)
     text = page.locator("#exports-table").inner_text()
     assert "missing" in text and "renderserver" in text
@@ -136,7 +137,7 @@ def test_pipelines_and_platform_pages_update_live(platform, page):
     with platform.store.session() as s:
         model = s.get(Model, "ct-organs")
         model.state, model.updated_at = "LOADED", utcnow()
-    page.wait_for_function("document.querySelector('#models').textContent.includes('loaded') && "
+    page.wait_for_function("() => document.querySelector('#models').textContent.includes('loaded') && "
                            "!document.querySelector('#models').textContent.includes('unloaded')", timeout=2000)
     assert "sha256:abab" in page.inner_text("#models")
 
@@ -154,7 +155,7 @@ def test_running_job_page_follows_operator_progress(platform, page):
     with platform.store.session() as s:
         job = s.get(Job, job_id)
         job.operators[2].state, job.operators[2].started_at = JobState.RUNNING, utcnow()
-    page.wait_for_function("document.querySelectorAll('.timeline .bar').length === 3", timeout=2000)
+    page.wait_for_function("() => document.querySelectorAll('.timeline .bar').length === 3", timeout=2000)
 
 
 def test_token_once_in_the_url_then_the_whole_ui_works_from_the_cookie(exposed_platform, page):

@@ -67,21 +67,21 @@ def test_reference_job_on_a_real_platform(running, page, tmp_path, artifacts):
     client.upload_input_dir(payload["id"], series)
 
     page.goto(ui + "/ui/")                     # the render service's own port
-    page.wait_for_function("document.body.dataset.live === 'live'", timeout=5000)
+    page.wait_for_function("() => document.body.dataset.live === 'live'", timeout=5000)
     job = client.create_job("ct-organ-seg", name="e2e-ct", payload_id=payload["id"])
     client.start_job(job["id"])
     done = client.wait_for_job(job["id"], timeout=120)
     assert (done["state"], done["status"]) == ("STOPPED", "HEALTHY"), done.get("message")
     finished_at = time.monotonic()
     page.wait_for_function(
-        f"document.querySelector(\"tr[data-job-id='{job['id']}']\")?.dataset.state === 'STOPPED'", timeout=2000)
+        f"() => document.querySelector(\"tr[data-job-id='{job['id']}']\")?.dataset.state === 'STOPPED'", timeout=2000)
     assert time.monotonic() - finished_at < 2.0
 
     page.click(f"tr[data-job-id='{job['id']}'] a")
     page.locator(".timeline .bar").first.wait_for()
     assert page.locator(".timeline .bar").count() == 3
     page.click("button.log-button[data-operator='ai-inference']")
-    page.wait_for_function("document.getElementById('log').textContent.includes('organ voxels')", timeout=3000)
+    page.wait_for_function("() => document.getElementById('log').textContent.includes('organ voxels')", timeout=3000)
 
     # The renderserver agent of the platform publishes what the operator registered.
     deadline = time.monotonic() + 10
@@ -92,7 +92,7 @@ def test_reference_job_on_a_real_platform(running, page, tmp_path, artifacts):
         time.sleep(0.2)
     assert tasks[0]["agent"] == "renderserver" and tasks[0]["state"] == "SUCCEEDED"
     assert all(f["status"].startswith("indexed") for f in tasks[0]["files"])
-    page.wait_for_function("document.querySelector('#exports-table')?.textContent.includes('SUCCEEDED')", timeout=2000)
+    page.wait_for_function("() => document.querySelector('#exports-table')?.textContent.includes('SUCCEEDED')", timeout=2000)
     page.screenshot(path=str(artifacts / "platform-job-page.png"), full_page=True)
 
     # The same routes are mounted in the API app (API port) as on the render port, SSE included.
@@ -106,6 +106,6 @@ def test_reference_job_on_a_real_platform(running, page, tmp_path, artifacts):
     assert [s["name"] for s in item["segments"]] == ["organ", "bone"]
 
     page.click("#open-viewer")
-    page.wait_for_function("document.body.dataset.viewer === 'ready'", timeout=60000)
+    page.wait_for_function("() => document.body.dataset.viewer === 'ready'", timeout=60000)
     assert page.inner_text("#viewer-status").startswith("48×40×24 voxels")
     page.locator("#viewer-canvas").screenshot(path=str(artifacts / "platform-job-viewer.png"))

@@ -173,6 +173,13 @@ def test_job_without_any_image_says_so(platform):
 
 # -- routes -----------------------------------------------------------------------------------
 
+def test_pages_carry_a_content_security_policy(platform):
+    r = httpx.get(platform.url + "/ui/")
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert r.headers["referrer-policy"] == "no-referrer" and r.headers["x-content-type-options"] == "nosniff"
+
+
 def test_unknown_job_and_pages_are_404(platform):
     assert httpx.get(platform.url + "/ui/jobs/nope").status_code == 404
     assert httpx.get(platform.url + "/ui/jobs/nope/viewer").status_code == 404

@@ -34,7 +34,7 @@ def green(px: np.ndarray) -> np.ndarray:
 def viewer(module_platform, module_page):
     job_id = add_job(module_platform)
     module_page.goto(f"{module_platform.url}/ui/jobs/{job_id}/viewer")
-    module_page.wait_for_function("document.body.dataset.viewer === 'ready'", timeout=60000)
+    module_page.wait_for_function("() => document.body.dataset.viewer === 'ready'", timeout=60000)
     return module_page
 
 
@@ -46,7 +46,7 @@ def act(page, do) -> None:
     """Run a UI action and wait until the viewer has drawn its result."""
     before = page.evaluate("document.body.dataset.drawn || ''")
     do()
-    page.wait_for_function(f"(document.body.dataset.drawn || '') !== {before!r}")
+    page.wait_for_function(f"() => (document.body.dataset.drawn || '') !== {before!r}")
 
 
 def set_checked(page, selector: str, checked: bool) -> None:

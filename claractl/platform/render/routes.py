@@ -20,6 +20,17 @@ if TYPE_CHECKING:
 
 DIST = Path(__file__).parent / "static" / "dist"
 LOG_TAIL_BYTES = 512 * 1024
+# The UI loads only its own code and data; NiiVue needs inline styles, blob: and data: images
+# (its fonts) and WebAssembly codecs. No Referer: a `?token=` URL never leaks to another site.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 # SPA routes the front end knows; the server answers 404 for the rest (and for unknown jobs).
 UI_ROUTES = [re.compile(p) for p in (r"", r"jobs", r"pipelines", r"platform", r"jobs/([^/]+)(/viewer)?")]
 
@@ -68,7 +79,8 @@ def build_router(service: "RenderService") -> APIRouter:
         else:
             access = auth.check(config, request)
         if access not in (auth.Access.OPEN, auth.Access.GRANTED):
-            return HTMLResponse(_login_page(auth.denial_message(access), bool(token)), status_code=401)
+            return HTMLResponse(_login_page(auth.denial_message(access), bool(token)), status_code=401,
+                                headers=SECURITY_HEADERS)
         index = DIST / "index.html"
         if not index.is_file():
             return HTMLResponse(
@@ -77,7 +89,7 @@ def build_router(service: "RenderService") -> APIRouter:
                 status_code=503,
             )
         return HTMLResponse(index.read_text(), status_code=_page_status(service, page.strip("/")),
-                            headers={"Cache-Control": "no-store"})
+                            headers={"Cache-Control": "no-store", **SECURITY_HEADERS})
 
     # -- data -----------------------------------------------------------------------------------
     @data.get("/overview")
