@@ -317,3 +317,14 @@ def test_dashboard_data_events_and_agent_on_postgresql(tmp_path, built_ui, postg
             assert s.get(ExportTask, task_id).state == ExportState.SUCCEEDED
     finally:
         rp.store.dispose()
+
+
+def test_job_search_is_literal_text_in_name_or_id(platform):
+    plain = add_job(platform, name="ct_chest 100%")
+    other = add_job(platform, name="ctXchest 1000")
+    def ids(q):
+        return {r["id"] for r in httpx.get(f"{platform.url}/api/v1/render/jobs", params={"q": q}).json()["jobs"]}
+    assert ids("ct_chest") == {plain}              # "_" is not a wildcard
+    assert ids("100%") == {plain}                  # nor is "%"
+    assert ids("CHEST") == {plain, other}          # case-insensitive
+    assert ids(other[:8]) == {other}               # id prefix

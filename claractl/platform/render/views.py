@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from claractl.platform.store.models import (
@@ -32,6 +32,7 @@ PRIORITY_NAMES = {v: k for k, v in PRIORITIES.items()}
 SOURCE_AE_KEYS = ("calling_ae_title", "calling_ae", "source_ae_title", "source_ae", "callingAE")
 
 MAX_PAYLOAD_FILES = 2000
+SOURCE_SCAN = 10000
 
 
 def iso(value: datetime | None) -> str | None:
@@ -99,15 +100,15 @@ def list_jobs(
         query = query.where(Job.status == status.upper())
     if pipeline:
         query = query.where(Job.pipeline_name == pipeline)
-    if not source and not search:
-        query = query.limit(limit)
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(Job.name.ilike(pattern, escape="\\"), Job.id.ilike(pattern, escape="\\")))
+    # The source AE lives in the JSON metadata (key spelling varies): filter it in Python over
+    # the most recent SOURCE_SCAN jobs, so a filter never reads the whole history.
+    query = query.limit(SOURCE_SCAN if source else limit)
     rows = [job_summary(j) for j in session.scalars(query)]
-    # Source AE and free text live in JSON / several columns: filter in Python (bounded list).
     if source:
         rows = [r for r in rows if (r["source_ae"] or "").lower() == source.lower()]
-    if search:
-        needle = search.lower()
-        rows = [r for r in rows if needle in r["id"].lower() or needle in r["name"].lower()]
     return rows[:limit]
 
 
