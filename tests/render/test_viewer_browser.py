@@ -124,3 +124,16 @@ def test_segment_colour_can_be_changed(viewer, artifacts):
     px = rgb(after_png)[spleen]
     blue = (px[:, 2] > px[:, 0] + 30) & (px[:, 2] > px[:, 1] + 30)
     assert blue.mean() > 0.8 and green(px).mean() < 0.05
+
+
+def test_right_drag_window_levelling_updates_the_fields(viewer):
+    act(viewer, lambda: viewer.click("button[data-preset='Soft tissue']"))
+    box = viewer.locator("#viewer-canvas").bounding_box()
+    # Drag a box over the bottom-left plane (the axial slice): NiiVue sets W/L from the voxels inside.
+    x, y = box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.6
+    viewer.mouse.move(x, y)
+    viewer.mouse.down(button="right")
+    viewer.mouse.move(x + 60, y + 60, steps=5)
+    viewer.mouse.up(button="right")
+    viewer.wait_for_function("() => document.getElementById('window-width').value !== '400'", timeout=5000)
+    assert viewer.input_value("#window-width") != "400"

@@ -161,6 +161,12 @@ export async function viewerPage(root, [jobId], query) {
     requestAnimationFrame(() => requestAnimationFrame(() => { document.body.dataset.viewer = 'ready' }))
   }
 
+  // Right-drag window/levelling in the canvas: keep the W/L fields in step.
+  nv.onIntensityChange = (volume) => {
+    if (volume !== nv.volumes[0]) return
+    wl.width.value = Math.round(volume.cal_max - volume.cal_min)
+    wl.level.value = Math.round((volume.cal_max + volume.cal_min) / 2)
+  }
   overlayToggle.addEventListener('change', () => update(setOverlayOpacity))
   opacity.addEventListener('change', () => update(setOverlayOpacity))
   seriesSelect.addEventListener('change', () => open(info.series[Number(seriesSelect.value)]))
