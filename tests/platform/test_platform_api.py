@@ -13,7 +13,7 @@ import pytest
 
 from claractl.platform.client import ApiError
 from claractl.platform.store.digest import model_digest
-from platform_helpers import pdl, single_op_pipeline
+from platform_helpers import identity_model, pdl, single_op_pipeline
 
 NOOP = single_op_pipeline("noop", "noop.py", [])
 
@@ -155,17 +155,9 @@ def test_apply_lock_conflict_names_holder_and_age(api):
     assert c.acquire_lock("radiology/local", "carol")["lock_id"] != again["lock_id"]
 
 
-def _model_dir(root: Path, name: str = "seg") -> Path:
-    d = root / name
-    (d / "1").mkdir(parents=True)
-    (d / "config.pbtxt").write_text(f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 0\n')
-    (d / "1" / "model.onnx").write_bytes(b"not really onnx, the digest does not care")
-    return d
-
-
 def test_models_upload_digest_and_validation(api, tmp_path):
     c = api.client
-    model = c.put_model("seg", _model_dir(tmp_path), owner="proj")
+    model = c.put_model("seg", identity_model(tmp_path, "seg"), owner="proj")
     assert model["digest"] == model_digest(tmp_path / "seg") and model["digest"].startswith("sha256:")
     assert (model["versions"], model["config"]["platform"], model["owner"]) == ([1], "onnxruntime_onnx", "proj")
     assert model["state"] == "UNLOADED" and "no inference service" in model["message"]
@@ -181,8 +173,13 @@ def test_models_upload_digest_and_validation(api, tmp_path):
     assert r.status_code == 422 and "leaves the model directory" in r.json()["detail"]
     r = httpx.put(f"{api.config.api_url}/api/v1/models/junk", content=b"not a tarball")
     assert r.status_code == 422 and "tar.gz" in r.json()["detail"]
-    bad = _model_dir(tmp_path / "b", "other")
+    bad = identity_model(tmp_path / "b", "other")
     assert error(c.put_model, "seg2", bad).status == 422       # config names another model
+    broken = identity_model(tmp_path / "c", "seg3")
+    (broken / "1" / "model.onnx").write_bytes(b"not an onnx graph")
+    err = error(c.put_model, "seg3", broken)
+    assert err.status == 422 and "seg3/1/model.onnx:1:1: not a readable ONNX model" in str(err)
+    assert not (api.config.models_dir / "seg3").exists()         # nothing half-installed
     c.delete_model("seg")
     assert c.list_models() == [] and not (api.config.models_dir / "seg").exists()
 

@@ -6,25 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import onnx
-from onnx import TensorProto, helper
-
-from platform_helpers import RunningPlatform, free_port, make_config, op, pdl
-
-
-def identity_model(root: Path, name: str) -> Path:
-    shape = [None, 4]
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    (root / name / "1").mkdir(parents=True)
-    onnx.save(model, str(root / name / "1" / "model.onnx"))
-    (root / name / "config.pbtxt").write_text(
-        f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 0\n'
-        'input [{ name: "x" data_type: TYPE_FP32 dims: [-1, 4] }]\n'
-        'output [{ name: "y" data_type: TYPE_FP32 dims: [-1, 4] }]\n')
-    return root / name
+from platform_helpers import RunningPlatform, free_port, identity_model, make_config, op, pdl
 
 
 def test_models_are_loaded_before_an_operator_that_declares_them(tmp_path):

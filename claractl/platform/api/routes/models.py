@@ -12,7 +12,6 @@ import uuid
 from pathlib import Path as FsPath
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from google.protobuf import json_format, text_format
 from sqlalchemy import select
 
 from claractl.platform.api.context import ApiContext, ctx
@@ -20,6 +19,7 @@ from claractl.platform.api.errors import api_error
 from claractl.platform.api.routes.common import not_found, row_dict
 from claractl.platform.api.schemas import ModelOut
 from claractl.platform.engine.inference_hook import ModelLoadError
+from claractl.platform.inference.repository import config_to_json
 from claractl.platform.store.digest import model_digest
 from claractl.platform.store.models import Model, utcnow
 
@@ -54,15 +54,15 @@ def _extract(archive: FsPath, dest: FsPath) -> FsPath:
     raise BadModel("the archive has no config.pbtxt at its top level (a Triton model directory)")
 
 
-def parse_model_config(path: FsPath, name: str) -> dict:
-    from tritonclient.grpc import model_config_pb2
+def check_model_dir(root: FsPath, name: str, external_triton: bool):
+    """The inference package's checks (config.pbtxt vs. the ONNX graph, versions, labels), with
+    positions shown relative to the uploaded model (`<name>/config.pbtxt:LINE:COL`)."""
+    from claractl.platform.inference import ModelConfigError, load_model_dir
+
     try:
-        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-    except (text_format.ParseError, UnicodeDecodeError) as exc:
-        raise BadModel(f"config.pbtxt: {exc}") from exc
-    if config.name and config.name != name:
-        raise BadModel(f"config.pbtxt names the model {config.name!r}, but it is uploaded as {name!r}")
-    return json_format.MessageToDict(config, preserving_proto_field_name=True)
+        return load_model_dir(root, allow_unsupported_backend=external_triton)
+    except ModelConfigError as exc:
+        raise BadModel("; ".join(str(d).replace(str(root), name) for d in exc.diagnostics)) from exc
 
 
 def _load(c: ApiContext, name: str) -> tuple[str, str | None]:
@@ -113,12 +113,16 @@ async def put_model(request: Request, response: Response, name: str = NamePath,
         unpacked = work / "unpacked"
         unpacked.mkdir()
         try:
-            root = _extract(archive, unpacked)
-            config = parse_model_config(root / "config.pbtxt", name)
+            # The folder must carry the model's name: Triton (and our checks) match it against config.pbtxt.
+            root = work / "staged" / name
+            root.parent.mkdir()
+            os.replace(_extract(archive, unpacked), root)
+            info = check_model_dir(root, name, external_triton=c.config.inference.url is not None)
         except BadModel as exc:
             raise api_error(422, f"model {name!r}: {exc}")
+        config = config_to_json(info.config, include_defaults=False)
         digest = model_digest(root)
-        versions = sorted((int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()))
+        versions = info.available_versions
         final = models_dir / name
         old = models_dir / f".old-{uuid.uuid4().hex}"
         if final.exists():
