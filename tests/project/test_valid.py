@@ -70,6 +70,13 @@ def test_env_values_become_secrets_that_never_print(make_project, monkeypatch) -
     assert "s3cret" not in str(secret) and "s3cret" not in repr(secret) and "s3cret" not in repr(project)
 
 
+def test_whole_database_url_from_env(make_project, monkeypatch) -> None:
+    monkeypatch.setenv("CLARA_TEST_DB_URL", "postgresql://clara:pw@db/clara")
+    text = BASE_PROJECT.replace("models:", "services: {platform: {database: '${env:CLARA_TEST_DB_URL}'}}\nmodels:")
+    secret = load_project(make_project(text)).services["platform"]["database"]
+    assert isinstance(secret, Secret) and secret.value == "postgresql://clara:pw@db/clara"
+
+
 def test_env_outside_services_and_target_is_an_error(make_project, monkeypatch) -> None:
     monkeypatch.setenv("CLARA_TEST_HOST", "10.0.0.1")
     text = BASE_PROJECT.replace("host: 127.0.0.1, port", "host: '${env:CLARA_TEST_HOST}', port")
