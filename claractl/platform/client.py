@@ -112,6 +112,10 @@ class PlatformClient:
     def get_config(self) -> dict:
         return self._json("GET", f"{API}/config")
 
+    def reload_config(self) -> dict:
+        """Apply the settings file to the running platform; see POST /config/reload."""
+        return self._json("POST", f"{API}/config/reload")
+
     # -- pipelines / AE titles / sources / destinations ----------------------------------------
     def list_pipelines(self) -> list[dict]:
         return self._json("GET", f"{API}/pipelines")

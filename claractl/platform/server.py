@@ -8,6 +8,11 @@ Components are objects with `start()`, `stop()`, `status() -> dict`, built from
 component is not installed ("component not installed" in the log) or disabled in the config.
 A component with a `router` attribute gets it mounted in the API (see claractl.platform.api).
 
+`Platform.reload()` (POST /api/v1/config/reload) applies a changed platform.json to the running
+process: only the components whose settings changed are stopped and started again, the engine
+takes new capacity and timeouts in place, and the API app is rebuilt and swapped under uvicorn.
+API address and database changes need a full restart; reload says so and changes nothing.
+
 Background management (`start_background`, `stop_background`, `platform_status`) keeps a pid
 file and a log file in the state dir; an flock on `<state-dir>/platform.lock`, held for the life
 of the process, makes sure two platforms never share one state dir.
@@ -38,6 +43,7 @@ from claractl.platform.api.auth import ensure_token, read_token
 from claractl.platform.config import CONFIG_FILE, PlatformConfig
 from claractl.platform.engine import Engine
 from claractl.platform.engine.inference_hook import InferenceHook
+from claractl.platform.reload import DISPLAY, START_ORDER, reload_effect
 from claractl.platform.store import SchemaTooNewError, Store
 
 log = logging.getLogger("claractl.platform")
@@ -86,9 +92,23 @@ class _QuietUvicorn(uvicorn.Server):
         pass
 
 
+class _SwappableApp:
+    """The ASGI app uvicorn serves; reload swaps the FastAPI app behind it (new connections and
+    requests see the new one, requests in flight finish on the old one)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.app(scope, receive, send)
+
+
 class Platform:
-    def __init__(self, config: PlatformConfig) -> None:
+    def __init__(self, config: PlatformConfig, config_file: str | None = None,
+                 on_reload: Any = None) -> None:
         self.config = config
+        self.config_file = config_file          # re-read by reload(); None = <state-dir>/platform.json
+        self.on_reload = on_reload              # called with the new config after a reload
         self.store = Store(config.database_url)
         self.components: dict[str, Any] = {}
         self.hook = InferenceHook(config, lambda: self.components.get("inference"))
@@ -96,6 +116,8 @@ class Platform:
         self.token: str | None = None
         self.server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._asgi: _SwappableApp | None = None
+        self._reload_lock = threading.Lock()
 
     # -- components ----------------------------------------------------------------------------
     def start_components(self) -> None:
@@ -116,9 +138,10 @@ class Platform:
             self.stop_components()
             raise
 
-    def _start_optional(self, name: str) -> None:
+    def _start_optional(self, name: str, config: PlatformConfig | None = None) -> None:
+        config = config or self.config
         spec, enabled = OPTIONAL_COMPONENTS[name]
-        if not enabled(self.config):
+        if not enabled(config):
             log.info("component %s disabled", name)
             return
         try:
@@ -126,13 +149,80 @@ class Platform:
         except (ImportError, AttributeError):
             log.warning("component %s not installed (%s)", name, spec)
             return
-        comp = cls(self.config, self.store)
+        comp = cls(config, self.store)
         try:
             comp.start()
         except Exception as exc:
             raise PlatformError(f"component {name} failed to start: {exc}") from exc
         self.components[name] = comp
         log.info("component %s started", name)
+
+    def _stop_optional(self, name: str) -> None:
+        comp = self.components.pop(name, None)
+        if comp is None:
+            return
+        try:
+            comp.stop()
+            log.info("component %s stopped", name)
+        except Exception:
+            log.exception("component %s did not stop cleanly", name)
+
+    def _order_components(self) -> None:
+        """Keep start order after a restart (stop_components stops in reverse)."""
+        self.components = {n: self.components[n] for n in START_ORDER if n in self.components} | \
+                          {n: c for n, c in self.components.items() if n not in START_ORDER}
+
+    # -- reload --------------------------------------------------------------------------------
+    def reload(self) -> dict[str, Any]:
+        """Apply the settings file to the running process; restart only what changed.
+
+        Returns {changed, restart_required, restart_required_for, restarted, reconfigured}. On a
+        component that fails to start with the new settings, the previous components and settings
+        are put back and PlatformError says why."""
+        with self._reload_lock:
+            try:
+                new = load_config(self.config.root, self.config_file)
+            except (ValueError, TypeError, OSError) as exc:   # platform.json unreadable or unknown keys
+                raise PlatformError(f"cannot read the platform settings: {exc}") from None
+            effect = reload_effect(self.config, new)
+            out: dict[str, Any] = {"changed": effect.changed, "restart_required": bool(effect.restart_process),
+                                   "restart_required_for": effect.restart_process, "restarted": [],
+                                   "reconfigured": [], "summary": effect.describe() or "no changes"}
+            if effect.restart_process or effect.nothing:
+                if effect.restart_process:
+                    log.info("reload: %s need a full restart; nothing applied", ", ".join(effect.restart_process))
+                return out
+            old = self.config
+            done: list[str] = []
+            try:
+                for name in reversed(effect.components):
+                    self._stop_optional(name)
+                for name in effect.components:
+                    done.append(name)
+                    self._start_optional(name, new)
+            except PlatformError as exc:
+                for name in reversed(done):
+                    self._stop_optional(name)
+                for name in effect.components:
+                    try:
+                        self._start_optional(name, old)
+                    except PlatformError as again:
+                        log.error("reload: %s did not come back with the previous settings: %s", name, again)
+                self._order_components()
+                raise PlatformError(f"{exc}; kept the previous settings") from None
+            self._order_components()
+            self.config = new
+            self.hook.config = new
+            if self.engine is not None:
+                self.engine.reconfigure(new)
+            if self._asgi is not None:
+                self._asgi.app = self.app()
+            if self.on_reload is not None:
+                self.on_reload(new)
+            out["restarted"] = [DISPLAY[n] for n in effect.components]
+            out["reconfigured"] = (["engine"] if effect.engine else []) + ["api"]
+            log.info("reload: %s", effect.describe())
+            return out
 
     def stop_components(self) -> None:
         for name in reversed(list(self.components)):
@@ -146,11 +236,13 @@ class Platform:
     # -- API -----------------------------------------------------------------------------------
     def app(self):
         self.token = ensure_token(self.config)
-        ctx = ApiContext(self.config, self.store, self.hook, self.engine, dict(self.components))
+        ctx = ApiContext(self.config, self.store, self.hook, self.engine, dict(self.components),
+                         reload=self.reload)
         return create_app(ctx, token=self.token)
 
     def _uvicorn(self, threaded: bool) -> uvicorn.Server:
-        cfg = uvicorn.Config(self.app(), host=self.config.api.host, port=self.config.api.port,
+        self._asgi = _SwappableApp(self.app())
+        cfg = uvicorn.Config(self._asgi, host=self.config.api.host, port=self.config.api.port, interface="asgi3",
                              log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=10)
         return _QuietUvicorn(cfg) if threaded else uvicorn.Server(cfg)
 
@@ -253,10 +345,16 @@ def serve(state_dir: str, config_file: str | None = None) -> None:
     pid_file = config.root / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
     runtime = config.root / RUNTIME_FILE
-    runtime.write_text(json.dumps({"pid": os.getpid(), "api_url": config.api_url,
-                                   "config": config.to_dict(redact=True)}, indent=2))
+
+    def write_runtime(cfg: PlatformConfig) -> None:
+        tmp = runtime.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "api_url": cfg.api_url,
+                                   "config": cfg.to_dict(redact=True)}, indent=2))
+        os.replace(tmp, runtime)
+
+    write_runtime(config)
     try:
-        Platform(config).serve_forever()
+        Platform(config, config_file=config_file, on_reload=write_runtime).serve_forever()
     except SchemaTooNewError as exc:
         raise PlatformError(str(exc)) from exc
     finally:
@@ -345,7 +443,19 @@ def start_background(state_dir: str, config_file: str | None = None, timeout: fl
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise PlatformError(f"the platform did not become ready within {timeout:g} s (pid {proc.pid}); see {logf}")
+    waiting_for = _components_not_ready(config)
+    stop_background(str(root))      # a platform that never became ready is not left behind half-started
+    raise PlatformError(f"the platform did not become ready within {timeout:g} s{waiting_for}; stopped it; "
+                        f"see {logf}")
+
+
+def _components_not_ready(config: PlatformConfig) -> str:
+    try:
+        components = httpx.get(f"{config.api_url}/health/ready", timeout=2).json().get("components", {})
+    except (httpx.HTTPError, ValueError):
+        return " (the API never answered)"
+    names = sorted(name for name, st in components.items() if not st.get("ready"))
+    return f" (not ready: {', '.join(names)})" if names else ""
 
 
 def stop_background(state_dir: str, timeout: float = 30.0) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from claractl.plan import (
     ActualState, ApplyResult, Change, LockError, Plan, PlanError, Resource, check_fresh, compute_plan, desired_state, walk,
 )
 from claractl.plan.graph import Event
+from claractl.plan.model import UPDATE
 from claractl.project.model import Project
 
 
@@ -111,13 +112,22 @@ class Target(ABC):
     def after_apply(self, result: ApplyResult) -> None:
         """Hook after a walk (e.g. stop what a destroy emptied). Default: nothing."""
 
+    def change_note(self, change: Change) -> str | None:
+        """Optional: what applying an update does beyond its fields (e.g. "restarts: dicom-adapter"),
+        shown with the change in every plan format (as its `reason`). Default: nothing."""
+        return None
+
 
 def make_plan(target: Target, *, destroy: bool = False, only: list[str] | None = None,
               exclude: list[str] | None = None) -> Plan:
     project = target.project
-    return compute_plan(project_name=project.name, target_type=target.type, scope=target.scope,
+    plan = compute_plan(project_name=project.name, target_type=target.type, scope=target.scope,
                         desired=target.desired(), actual=target.read_state(), destroy=destroy,
                         only=only, exclude=exclude, project_file=str(project.path))
+    for change in plan.changes:
+        if change.action == UPDATE and not change.reason:
+            change.reason = target.change_note(change)
+    return plan
 
 
 @contextmanager

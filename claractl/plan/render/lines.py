@@ -45,6 +45,8 @@ def change_lines(c: Change) -> list[Line]:
     head = c.address
     if c.action == REPLACE and c.reason:
         head += f" (must be replaced: {c.reason})"
+    elif c.action == UPDATE and c.reason:       # e.g. "restarts: dicom-adapter" (a target's note)
+        head += f" ({c.reason})"
     out = [Line(SYMBOL[c.action], STYLE[c.action], head)]
     if c.action == CREATE:
         fields = leaves(c.after or {})

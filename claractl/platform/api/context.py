@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import Request
 
@@ -19,6 +19,7 @@ class ApiContext:
     hook: InferenceHook
     engine: Any = None                                     # has wake() and status()
     components: dict[str, Any] = field(default_factory=dict)   # name → component (status())
+    reload: Callable[[], dict[str, Any]] | None = None    # apply changed settings (Platform.reload)
 
     def wake_engine(self) -> None:
         if self.engine is not None:

@@ -84,6 +84,16 @@ class Engine:
     def wake(self) -> None:
         self._wake.set()
 
+    def reconfigure(self, config: PlatformConfig) -> None:
+        """New settings (POST /config/reload): capacity, slots and timeouts apply to jobs admitted
+        from now on; running jobs keep going with the settings they started with."""
+        with self._lock:
+            self.config = config
+            self.hook.config = config
+            self.capacity = machine_capacity(config.engine.cpu, config.engine.memory, config.engine.gpu)
+            self.slots = max(1, int(config.api.workers))
+        self.wake()
+
     # -- scheduling ----------------------------------------------------------------------------
     def platform_env(self) -> dict[str, str]:
         env = triton_uris(self.config)
