@@ -129,6 +129,15 @@ def _execute(target, plan, parallelism: int) -> int:
     return 0 if result.ok else 1
 
 
+def _options(target, force_conflicts: bool):
+    """Target-specific apply options; refuse one the target does not have."""
+    if force_conflicts:
+        if not hasattr(target, "force_conflicts"):
+            raise Failed(f"--force-conflicts applies to the kubernetes target, not {target.type}")
+        target.force_conflicts = True
+    return target
+
+
 def register(app: typer.Typer) -> None:
     """Add plan, apply, destroy, show and force-unlock to the root app."""
 
@@ -168,6 +177,8 @@ def register(app: typer.Typer) -> None:
         exclude: List[str] = typer.Option([], "--exclude", help=EXCLUDE_HELP),
         parallelism: int = typer.Option(10, "--parallelism", min=1, help="Changes applied at the same time."),
         lock_timeout: str = typer.Option("0s", "--lock-timeout", help="Wait this long for another apply (e.g. 30s, 2m)."),
+        force_conflicts: bool = typer.Option(False, "--force-conflicts",
+                                             help="kubernetes: take over fields another field manager changed."),
     ) -> None:
         """Make the target match the project, in dependency order, waiting for health."""
         timeout = _duration(lock_timeout)
@@ -180,7 +191,7 @@ def register(app: typer.Typer) -> None:
                 if only or exclude:
                     raise Failed("--only/--exclude belong to `plan`; a saved plan is applied exactly as saved")
                 plan = read_plan(plan_file)
-                target = get_target(_load(file, fallback=plan.project_file))
+                target = _options(get_target(_load(file, fallback=plan.project_file)), force_conflicts)
                 with locked(target, timeout):
                     verify_plan(target, plan)
                     if not plan.has_changes:
@@ -188,7 +199,7 @@ def register(app: typer.Typer) -> None:
                         return 0
                     _print_plan(plan, Output.text)
                     return _execute(target, plan, parallelism)
-            target = get_target(_load(file))
+            target = _options(get_target(_load(file)), force_conflicts)
             with locked(target, timeout):
                 plan = make_plan(target, only=only, exclude=exclude)
                 _print_plan(plan, Output.text)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,13 @@ import httpx
 from claractl.plan import ActualObject, ActualState, ApplyResult, Change, Resource, TargetError
 from claractl.plan import address as addr
 from claractl.plan.diff import field_diffs
-from claractl.plan.model import DELETE, REPLACE
-from claractl.plan.modelconfig import summary
+from claractl.plan.model import DELETE
 from claractl.plan.secrets import plain
 from claractl.platform.client import ApiError, PlatformClient
 from claractl.platform.config import PlatformConfig
 from claractl.project.model import Project
 from claractl.targets.base import LockHeld, LockInfo, Target
+from claractl.targets.platform_objects import PlatformObjects
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,6 @@ WRITE_ONLY = {"platform": ("api-token",)}
 # Which platform component runs each service (for restarting only what changed).
 COMPONENT = {"platform": "api", "dicom-adapter": "dicom", "triton": "inference", "render": "render"}
 
-MODEL_LOAD_TIMEOUT = 300.0
 READY_TIMEOUT = 60.0
 
 
@@ -115,7 +113,7 @@ def services_from_config(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-class LocalTarget(Target):
+class LocalTarget(PlatformObjects, Target):
     type = "local"
 
     def __init__(self, project: Project) -> None:
@@ -148,16 +146,6 @@ class LocalTarget(Target):
             return self.client().health_ready()["http_status"] == 200
         except (ApiError, ValueError):
             return False
-
-    def api(self, method: str, *args: Any, missing_ok: bool = False, **kw: Any) -> Any:
-        """Call one PlatformClient method; API errors become TargetErrors that read well."""
-        try:
-            return getattr(self.client(), method)(*args, **kw)
-        except ApiError as exc:
-            if missing_ok and exc.status == 404:
-                return None
-            raise TargetError(f"platform API ({method.replace('_', ' ')} {' '.join(map(str, args))}): "
-                              f"{exc.detail if exc.status else exc}") from None
 
     def ensure_running(self, notes: list[str] | None = None) -> None:
         """Start the platform when it is not running: last applied settings, or the project's."""
@@ -193,26 +181,7 @@ class LocalTarget(Target):
         config = self.api("get_config")
         for name, fields in services_from_config(config).items():
             state.add(ActualObject(addr.make("service", name), fields, owner))
-        for m in self.api("list_models"):
-            state.add(ActualObject(addr.make("model", m["name"]), {
-                "digest": m.get("digest"), "config": summary(m.get("config") or {}), "state": m.get("state"),
-            }, m.get("owner")))
-        for p in self.api("list_pipelines"):
-            state.add(ActualObject(addr.make("pipeline", p["name"]),
-                                   {"definition": p.get("definition"), "export": _export(p.get("export"))},
-                                   p.get("owner")))
-        for a in self.api("list_ae_titles"):
-            state.add(ActualObject(addr.make("ae-title", a["ae_title"]), {
-                "pipelines": a.get("pipelines", []), "group-by": a.get("group_by"),
-                "timeout": a.get("timeout"), "priority": a.get("priority"),
-            }, a.get("owner")))
-        for s in self.api("list_sources"):
-            state.add(ActualObject(addr.make("source", s["name"]),
-                                   {"ae-title": s.get("ae_title"), "host": s.get("host")}, s.get("owner")))
-        for d in self.api("list_destinations"):
-            state.add(ActualObject(addr.make("destination", d["name"]),
-                                   {"ae-title": d.get("ae_title"), "host": d.get("host"), "port": d.get("port")},
-                                   d.get("owner")))
+        self.read_platform_objects(state)
         return state
 
     def apply_change(self, change: Change, desired: Resource | None) -> None:
@@ -221,12 +190,7 @@ class LocalTarget(Target):
             raise TargetError(f"{change.address}: not in the project any more")
         if kind == "service":
             return self._apply_service(name, change, desired)
-        if change.action == REPLACE and change.actual_name:
-            self._delete(kind, change.actual_name)
-        if change.action == DELETE:
-            return self._delete(kind, name)
-        assert desired is not None
-        getattr(self, "_put_" + kind.replace("-", "_"))(name, desired)
+        self.apply_platform_change(kind, name, change, desired)
 
     def _apply_service(self, name: str, change: Change, desired: Resource | None) -> None:
         with self._service_lock:   # all services share one platform.json
@@ -250,42 +214,6 @@ class LocalTarget(Target):
             if field_diffs({k: running.get(k) for k in compared}, compared):
                 platform_process.restart_component(self.state_dir, before, after, COMPONENT[name],
                                                    timeout=READY_TIMEOUT)
-
-    def _delete(self, kind: str, name: str) -> None:
-        self.api("delete_" + kind.replace("-", "_"), name, missing_ok=True)
-
-    def _put_model(self, name: str, desired: Resource) -> None:
-        model_dir = next(m.path for m in self.project.models if m.name == name)
-        model = self.api("put_model", name, model_dir, owner=self.project.name)
-        if "state" not in desired.fields:          # inference disabled: nothing to load
-            return
-        if model.get("state") != "LOADED":
-            model = self.api("load_model", name)
-        deadline = time.monotonic() + MODEL_LOAD_TIMEOUT
-        while model.get("state") != "LOADED":
-            if model.get("state") == "FAILED":
-                raise TargetError(f"model {name} failed to load: {model.get('message') or 'no message'}")
-            if time.monotonic() > deadline:
-                raise TargetError(f"model {name} not LOADED after {MODEL_LOAD_TIMEOUT:.0f} s (state {model.get('state')})")
-            time.sleep(0.2)
-            model = self.api("get_model", name)
-
-    def _put_pipeline(self, name: str, desired: Resource) -> None:
-        ref = next(p for p in self.project.pipelines if p.name == name)
-        self.api("put_pipeline", name, ref.definition_text, export=plain(ref.export), owner=self.project.name)
-
-    def _put_ae_title(self, name: str, desired: Resource) -> None:
-        f = desired.fields
-        self.api("put_ae_title", name, f["pipelines"], group_by=f["group-by"], timeout=f["timeout"],
-                 priority=f["priority"], owner=self.project.name)
-
-    def _put_source(self, name: str, desired: Resource) -> None:
-        f = desired.fields
-        self.api("put_source", name, f["ae-title"], f["host"], owner=self.project.name)
-
-    def _put_destination(self, name: str, desired: Resource) -> None:
-        f = desired.fields
-        self.api("put_destination", name, f["ae-title"], f["host"], f["port"], owner=self.project.name)
 
     def after_apply(self, result: ApplyResult) -> None:
         if self._client is not None:
@@ -368,14 +296,6 @@ class _PlatformProcess:
 
 platform_process = _PlatformProcess
 
-
-EXPORT_DEFAULTS = {"max-attempts": 5, "from": None, "name": None}
-
-
-def _export(entries: Any) -> list[dict[str, Any]]:
-    """The API fills export defaults in; leave them out so they compare with the project's."""
-    return [{k: v for k, v in e.items() if not (k in EXPORT_DEFAULTS and v == EXPORT_DEFAULTS[k])}
-            for e in entries or []]
 
 
 def _parse_time(value: Any) -> datetime | None:

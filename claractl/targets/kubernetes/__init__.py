@@ -27,3 +27,11 @@ __all__ = [
     "apply_object", "delete_object", "existing_owner", "desired_objects", "field_changes", "force_unlock", "load_api_client",
     "normalize_for_diff", "object_address", "platform_base_url", "platform_client", "read_inventory", "readiness", "values_for", "wait_ready",
 ]
+
+
+def __getattr__(name: str):
+    # The target pulls in the plan engine; load it only when asked for (get_target).
+    if name == "KubernetesTarget":
+        from claractl.targets.kubernetes.target import KubernetesTarget
+        return KubernetesTarget
+    raise AttributeError(name)
