@@ -209,6 +209,8 @@ class Platform:
                     except PlatformError as again:
                         log.error("reload: %s did not come back with the previous settings: %s", name, again)
                 self._order_components()
+                if self._asgi is not None:          # routes and /health/ready see the new objects
+                    self._asgi.app = self.app()
                 raise PlatformError(f"{exc}; kept the previous settings") from None
             self._order_components()
             self.config = new
