@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from claractl.plan.model import DELETE
 from claractl.plan.secrets import plain
 from claractl.platform.client import ApiError, PlatformClient
 from claractl.platform.config import PlatformConfig
+from claractl.platform.reload import effect_of_keys
 from claractl.project.model import Project
 from claractl.targets.base import LockHeld, LockInfo, Target
 from claractl.targets.platform_objects import PlatformObjects
@@ -52,8 +54,6 @@ SERVICE_KEYS: dict[str, dict[str, tuple[str, str]]] = {
 }
 # The API redacts the token, so it cannot be compared; it is written on every service update.
 WRITE_ONLY = {"platform": ("api-token",)}
-# Which platform component runs each service (for restarting only what changed).
-COMPONENT = {"platform": "api", "dicom-adapter": "dicom", "triton": "inference", "render": "render"}
 
 READY_TIMEOUT = 60.0
 
@@ -203,17 +203,25 @@ class LocalTarget(PlatformObjects, Target):
             assert desired is not None
             was_ready = self.is_ready()
             running = services_from_config(self.api("get_config")).get(name, {}) if was_ready else {}
-            before = self.config()
-            after = config_with_services(before, {name: desired.fields})
+            # The running platform's address and token: an api-port or token change in the new
+            # platform.json must not redirect the reload request.
+            client = self.client() if was_ready else None
+            after = config_with_services(self.config(), {name: desired.fields})
             after.save()
-            if not was_ready:
+            if client is None:
                 platform_process.start(self.state_dir, timeout=READY_TIMEOUT)
                 return
-            # Restart only when the running settings differ (the token is write-only: not compared).
+            # Apply only when the running settings differ (the token is write-only: not compared).
             compared = {k: v for k, v in desired.fields.items() if k not in desired.informational}
             if field_diffs({k: running.get(k) for k in compared}, compared):
-                platform_process.restart_component(self.state_dir, before, after, COMPONENT[name],
-                                                   timeout=READY_TIMEOUT)
+                platform_process.reload(self.state_dir, client, timeout=READY_TIMEOUT)
+
+    def change_note(self, change: Change) -> str | None:
+        """Which platform components an update of a service restarts (see POST /config/reload)."""
+        kind, name = addr.split(change.address)
+        keys = SERVICE_KEYS.get(name, {}) if kind == "service" else {}
+        changed = [".".join(keys[d.path]) for d in change.diffs if d.path in keys]
+        return (effect_of_keys(changed).describe() or None) if changed else None
 
     def after_apply(self, result: ApplyResult) -> None:
         if self._client is not None:
@@ -286,12 +294,27 @@ class _PlatformProcess:
         return server.api_token(str(state_dir))
 
     @classmethod
-    def restart_component(cls, state_dir: Path, before: PlatformConfig, after: PlatformConfig,
-                          component: str, timeout: float) -> None:
-        # The runtime has no per-component restart yet: restart the process (jobs survive a
-        # restart: running ones are re-run or marked EVICTED by the engine).
-        cls.stop(state_dir)
-        cls.start(state_dir, timeout=timeout)
+    def reload(cls, state_dir: Path, client: PlatformClient, timeout: float) -> dict:
+        """Have the running platform apply platform.json, restarting only the changed components;
+        restart the whole process when the platform says it must (API address, database)."""
+        try:
+            result = client.reload_config()
+        except ApiError as exc:
+            if exc.status not in (404, 405):
+                raise TargetError(f"the platform could not apply the new settings: {exc.detail}") from None
+            result = {"restart_required": True}     # a platform from before /config/reload
+        if result.get("restart_required"):
+            # Jobs survive a restart: running ones are re-run or marked EVICTED by the engine.
+            cls.stop(state_dir)
+            cls.start(state_dir, timeout=timeout)
+            return result
+        deadline = time.monotonic() + timeout
+        while client.health_ready()["http_status"] != 200:
+            if time.monotonic() > deadline:
+                raise TargetError(f"the platform is not ready {timeout:.0f} s after applying new settings "
+                                  f"({result.get('summary')})")
+            time.sleep(0.1)
+        return result
 
 
 platform_process = _PlatformProcess
