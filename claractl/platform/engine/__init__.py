@@ -33,6 +33,14 @@ __all__ = ["Engine", "InferenceHook"]
 log = logging.getLogger("claractl.engine")
 
 
+def executor_for(config: PlatformConfig) -> Executor:
+    """engine.executor: local (processes/containers here) or kubernetes (one Job per operator)."""
+    if config.engine.executor == "kubernetes":
+        from claractl.platform.engine.kubernetes_executor import KubernetesExecutor
+        return KubernetesExecutor.from_config(config)
+    return LocalExecutor()
+
+
 class Engine:
     def __init__(self, config: PlatformConfig, store: Store, hook: InferenceHook | None = None,
                  executor: Executor | None = None, poll_interval: float = 0.5,
@@ -40,7 +48,7 @@ class Engine:
         self.config = config
         self.store = store
         self.hook = hook or InferenceHook(config)
-        self.executor = executor or LocalExecutor()
+        self.executor = executor or executor_for(config)
         self.poll_interval = poll_interval
         self.sweep_interval = sweep_interval
         self.capacity = machine_capacity(config.engine.cpu, config.engine.memory, config.engine.gpu)

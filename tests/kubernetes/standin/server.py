@@ -36,6 +36,7 @@ class StandIn:
         self.proxies: dict[tuple[str, str, str], str] = {}
         self.pod_logs: dict[tuple[str, str], str] = {}
         self.requests: list[tuple[str, str]] = []
+        self.delete_options: list[tuple[str, str, dict]] = []   # (kind, name, DeleteOptions body) per delete
         self.auto_ready = False              # Deployments/Jobs get a ready status on every write
         self.latency = 0.0                   # seconds added to every request (network round trip, for bench/)
         self.store.controller = self._controller
@@ -270,6 +271,7 @@ def _handler(api: StandIn):
                 return self._send(200 if existed else 201, result)
             if method == "DELETE" and name:
                 pre = (body or {}).get("preconditions", {}).get("resourceVersion") if isinstance(body, dict) else None
+                api.delete_options.append((res.kind, name, body if isinstance(body, dict) else {}))
                 return self._send(200, store.delete(res, ns, name, dry_run, pre))
             raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
 

@@ -1,0 +1,278 @@
+"""The kubernetes executor: each operator of a job runs as one Kubernetes Job.
+
+Selected by `engine.executor: kubernetes` (the platform chart sets it). The platform pod and the
+operator pods share the payload volume (PVC `CLARA_K8S_DATA_CLAIM`, mounted in the platform at
+its state dir): an operator's inputs and outputs are the same directories the local executor
+uses, mounted with `subPath` at the operator's PDL paths (inputs read-only), the whole payload at
+/payload. Environment as for the local executor (NVIDIA_CLARA_*, Triton URIs); `requests` become
+resource requests and limits (cpu cores, memory MB → Mi, gpu → nvidia.com/gpu). The pod's log is
+copied into the operator log when the Job ends; cancel and timeout delete the Job (background
+propagation: its pods go too). The engine's job deadline is enforced here as the Job's
+`activeDeadlineSeconds` as well, so a Job never outlives its deadline even if the platform dies.
+
+Settings (from the platform Deployment's environment): CLARA_K8S_NAMESPACE,
+CLARA_K8S_DATA_CLAIM, CLARA_K8S_OPERATOR_IMAGE (the image for bundled `claractl/<name>` and
+image-less operators), CLARA_K8S_DATA_ROOT (where the claim is mounted in the platform; default
+the state dir).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from claractl.platform.config import PlatformConfig
+from claractl.platform.engine.executor import BUNDLED_PREFIX, ExecutorError, OperatorSpec, operator_env
+from claractl.targets.kubernetes.client import KINDS, Rest, load_api_client
+from claractl.targets.kubernetes.errors import KubeError
+
+JOB, POD = KINDS["Job"], KINDS["Pod"]
+PAYLOAD_MOUNT = "/payload"
+JOB_ID_LABEL = "claractl.dev/job-id"
+OPERATOR_LABEL = "claractl.dev/operator"
+POLL = 1.0
+
+
+@dataclass
+class KubernetesSettings:
+    namespace: str
+    data_claim: str
+    operator_image: str
+    data_root: Path
+    active_deadline: float           # seconds; the engine's job timeout
+    service_account: str = ""        # operators get none by default (no API token in their pods)
+
+    @classmethod
+    def from_env(cls, config: PlatformConfig) -> "KubernetesSettings":
+        missing = [k for k in ("CLARA_K8S_DATA_CLAIM", "CLARA_K8S_OPERATOR_IMAGE") if not os.environ.get(k)]
+        if missing:
+            raise ExecutorError(f"engine.executor is kubernetes but {', '.join(missing)} is not set "
+                                "(the platform chart sets these on the Deployment)")
+        return cls(namespace=os.environ.get("CLARA_K8S_NAMESPACE") or _pod_namespace(),
+                   data_claim=os.environ["CLARA_K8S_DATA_CLAIM"],
+                   operator_image=os.environ["CLARA_K8S_OPERATOR_IMAGE"],
+                   data_root=Path(os.environ.get("CLARA_K8S_DATA_ROOT") or config.state_dir),
+                   active_deadline=float(config.engine.job_timeout),
+                   service_account=os.environ.get("CLARA_K8S_OPERATOR_SERVICE_ACCOUNT", ""))
+
+
+def _pod_namespace() -> str:
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    return path.read_text().strip() if path.exists() else "default"
+
+
+def job_name(job_id: str, operator: str) -> str:
+    """clara-<job id prefix>-<operator>, a DNS label (≤63): operator names may not be."""
+    op = re.sub(r"[^a-z0-9-]", "-", operator.lower()).strip("-") or "op"
+    digest = hashlib.sha256(f"{job_id}/{operator}".encode()).hexdigest()[:6]
+    return f"clara-{job_id[:8]}-{op[:40]}-{digest}".lower()
+
+
+def label_value(text: str) -> str:
+    value = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
+    return value.strip("-_.") or "x"
+
+
+def resources(requests: dict[str, Any] | None) -> dict[str, Any]:
+    """PDL requests → requests and limits (equal: the engine admitted the job on these numbers)."""
+    amounts: dict[str, str] = {}
+    req = requests or {}
+    if req.get("cpu"):
+        amounts["cpu"] = f"{float(req['cpu']):g}"
+    if req.get("memory"):
+        amounts["memory"] = f"{int(req['memory'])}Mi"
+    if req.get("gpu"):
+        amounts["nvidia.com/gpu"] = str(int(req["gpu"]))
+    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+class KubernetesExecutor:
+    def __init__(self, settings: KubernetesSettings, rest: Rest | None = None) -> None:
+        self.settings = settings
+        self._rest = rest
+
+    @classmethod
+    def from_config(cls, config: PlatformConfig) -> "KubernetesExecutor":
+        return cls(KubernetesSettings.from_env(config))
+
+    @property
+    def rest(self) -> Rest:
+        if self._rest is None:
+            try:
+                self._rest = Rest(load_api_client())
+            except KubeError as exc:
+                raise ExecutorError(f"kubernetes executor: {exc}") from None
+        return self._rest
+
+    def _sub_path(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.settings.data_root.resolve()).as_posix()
+        except ValueError:
+            raise ExecutorError(f"{path} is not on the payload volume (mounted at {self.settings.data_root})") from None
+
+    def image(self, op: dict[str, Any]) -> str:
+        container = op.get("container") or {}
+        image = container.get("image")
+        if not image or str(image).startswith(BUNDLED_PREFIX):
+            return self.settings.operator_image
+        return str(image) + (f":{container['tag']}" if container.get("tag") else "")
+
+    def manifest(self, spec: OperatorSpec) -> dict[str, Any]:
+        op = spec.operator
+        command = [str(c) for c in (op.get("container") or {}).get("command") or []]
+        if not command and self.image(op) == self.settings.operator_image:
+            raise ExecutorError(f"operator {op['name']!r}: no container.command; a bundled operator needs one")
+        env = operator_env(spec, {k: k for k in spec.io.inputs}, {k: k for k in spec.io.outputs})
+        env["NVIDIA_CLARA_PAYLOAD_PATH"] = PAYLOAD_MOUNT
+        mounts = [{"name": "payload", "mountPath": PAYLOAD_MOUNT, "subPath": self._sub_path(spec.payload)}]
+        mounts += [{"name": "payload", "mountPath": pdl, "subPath": self._sub_path(host), "readOnly": True}
+                   for pdl, host in spec.io.inputs.items()]
+        mounts += [{"name": "payload", "mountPath": pdl, "subPath": self._sub_path(host)}
+                   for pdl, host in spec.io.outputs.items()]
+        labels = {"app.kubernetes.io/name": "clara-operator", "app.kubernetes.io/managed-by": "claractl-platform",
+                  JOB_ID_LABEL: label_value(spec.job_id), OPERATOR_LABEL: label_value(op["name"])}
+        container: dict[str, Any] = {
+            "name": "operator", "image": self.image(op),
+            "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+            "volumeMounts": mounts, "workingDir": PAYLOAD_MOUNT,
+            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        }
+        if command:
+            container["command"] = command
+        res = resources(op.get("requests"))
+        if res:
+            container["resources"] = res
+        pod_spec: dict[str, Any] = {
+            "restartPolicy": "Never", "containers": [container],
+            "automountServiceAccountToken": bool(self.settings.service_account),
+            "volumes": [{"name": "payload", "persistentVolumeClaim": {"claimName": self.settings.data_claim}}],
+        }
+        if self.settings.service_account:
+            pod_spec["serviceAccountName"] = self.settings.service_account
+        if "nvidia.com/gpu" in res.get("limits", {}):
+            pod_spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        return {
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": job_name(spec.job_id, op["name"]), "namespace": self.settings.namespace,
+                         "labels": labels,
+                         "annotations": {"claractl.dev/job-name": spec.job_name,
+                                         "claractl.dev/pipeline": spec.pipeline_name}},
+            "spec": {"backoffLimit": 0, "activeDeadlineSeconds": max(1, int(self.settings.active_deadline)),
+                     "ttlSecondsAfterFinished": 3600,
+                     "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
+        }
+
+    def start(self, spec: OperatorSpec) -> "KubernetesJob":
+        manifest = self.manifest(spec)
+        for out in spec.io.outputs.values():          # on the shared volume, seen by the pod
+            out.mkdir(parents=True, exist_ok=True)
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(spec.log_path, "ab") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} operator {spec.operator['name']} starts "
+                      f"as Job {manifest['metadata']['name']}\n".encode())
+        try:
+            self.rest.call("POST", JOB.collection(self.settings.namespace), f"create Job/{manifest['metadata']['name']}",
+                           body=manifest)
+        except KubeError as exc:
+            raise ExecutorError(f"operator {spec.operator['name']!r}: {exc}") from None
+        return KubernetesJob(self.rest, self.settings.namespace, manifest["metadata"]["name"], spec.log_path)
+
+
+class KubernetesJob:
+    """A running operator Job; `poll()` gives its exit code once it has finished."""
+
+    pid = 0                        # no local process: recovery has nothing to kill here
+
+    def __init__(self, rest: Rest, namespace: str, name: str, log_path: Path, poll_interval: float = POLL) -> None:
+        self.rest, self.namespace, self.name, self.log_path = rest, namespace, name, log_path
+        self.poll_interval = poll_interval
+        self._code: int | None = None
+        self._lock = threading.Lock()
+
+    def poll(self) -> int | None:
+        with self._lock:
+            if self._code is not None:
+                return self._code
+            try:
+                job = self.rest.get(JOB, self.namespace, self.name)
+            except KubeError:
+                return None            # a passing API error: ask again next time
+            if job is None:
+                self._finish(137, "the Job was deleted")
+                return self._code
+            conditions = {c.get("type"): c for c in (job.get("status") or {}).get("conditions") or []}
+            if conditions.get("Complete", {}).get("status") == "True":
+                self._finish(0, "Job complete")
+            elif conditions.get("Failed", {}).get("status") == "True":
+                failed = conditions["Failed"]
+                self._finish(None, f"Job failed: {failed.get('reason', '')} {failed.get('message', '')}".strip())
+            return self._code
+
+    def wait(self) -> int:
+        while True:
+            code = self.poll()
+            if code is not None:
+                return code
+            time.sleep(self.poll_interval)
+
+    def kill(self, grace: float = 3.0) -> None:
+        """Cancel or timeout: collect what the pod logged, then delete the Job and its pods."""
+        with self._lock:
+            if self._code is None:
+                self._finish(137, "canceled: the Job was deleted")
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background",
+                "gracePeriodSeconds": max(0, int(grace))}
+        try:
+            self.rest.call("DELETE", f"{JOB.collection(self.namespace)}/{self.name}", f"delete Job/{self.name}", body=body)
+        except KubeError as exc:
+            if "not found" not in str(exc).lower():
+                self._append(f"--- could not delete Job {self.name}: {exc}\n")
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _finish(self, code: int | None, why: str) -> None:
+        pods = self._pods()
+        if code is None:                 # failed: the container's own exit code when known
+            code = next((c for c in (_exit_code(p) for p in pods) if c), 1)
+        for pod in pods:
+            self._append(self._pod_log(pod["metadata"]["name"]))
+        self._append(f"--- Job {self.name}: {why} (exit code {code})\n")
+        self._code = code
+
+    def _pods(self) -> list[dict[str, Any]]:
+        try:
+            return self.rest.list(POD, self.namespace, f"job-name={self.name}")
+        except KubeError:
+            return []
+
+    def _pod_log(self, pod: str) -> str:
+        try:
+            data, _s, _h = self.rest.api.call_api(
+                f"{POD.collection(self.namespace)}/{pod}/log", "GET", header_params={"Accept": "text/plain"},
+                response_type="str", auth_settings=["BearerToken"], _preload_content=False,
+                _request_timeout=self.rest.timeout)
+            return data.data.decode("utf-8", "replace")
+        except Exception as exc:  # noqa: BLE001 — a missing log must not fail the job
+            return f"--- log of pod {pod} not available: {type(exc).__name__}\n"
+
+    def _append(self, text: str) -> None:
+        if not text:
+            return
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(text if text.endswith("\n") else text + "\n")
+
+
+def _exit_code(pod: dict[str, Any]) -> int | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        if "exitCode" in terminated:
+            return int(terminated["exitCode"])
+    return None
+
+
+__all__ = ["KubernetesExecutor", "KubernetesJob", "KubernetesSettings", "job_name", "resources"]
