@@ -14,6 +14,7 @@ from claractl.platform.client import PlatformClient
 from claractl.targets.kubernetes import LeaseLock, Rest
 from conftest import NAMESPACE, client_for
 from test_k8s_platform_proxy import platform_api  # noqa: F401  (fixture: the real platform API app)
+from tests.plan.projects import write_model
 
 TOKEN = "cluster-token"
 PIPELINE = """api-version: 0.6.0
@@ -29,6 +30,8 @@ operators:
 def write_project(root, render: bool = True, replicas_note: str = "") -> None:
     (root / "pipelines").mkdir(exist_ok=True)
     (root / "pipelines" / "hello.yaml").write_text(PIPELINE)
+    if not (root / "models" / "tiny").exists():
+        write_model(root, "tiny")
     (root / "clara.yaml").write_text("\n".join([
         "apiVersion: claractl/v1", "kind: Project", "name: radiology-ai",
         f"target: {{type: kubernetes, kubernetes: {{namespace: {NAMESPACE}}}}}",
@@ -37,6 +40,7 @@ def write_project(root, render: bool = True, replicas_note: str = "") -> None:
         "  dicom-adapter: {port: 11112, ae-title: CLARA}",
         "  triton: {enabled: false}",
         f"  render: {{enabled: {'true' if render else 'false'}, port: 8080}}",
+        "models:", "  - {name: tiny, path: models/tiny}",
         "pipelines:", "  - {name: hello, file: pipelines/hello.yaml}",
         "ae-titles:", "  - {ae-title: HELLO, pipelines: [hello]}",
         "sources:", "  - {name: pacs-main, ae-title: PACS1, host: 10.0.0.5}",
@@ -81,7 +85,7 @@ def test_plan_apply_converges_and_plan_shows_no_changes(cluster):
     assert code == 2, out
     for address in ("service.platform/Deployment/clara-platform", "service.platform/ConfigMap/",
                     "service.dicom-adapter/Service/clara-dicom-adapter", "service.render/Service/clara-render",
-                    "pipeline.hello", "ae-title.HELLO", "source.pacs-main", "destination.pacs-main"):
+                    "model.tiny", "pipeline.hello", "ae-title.HELLO", "source.pacs-main", "destination.pacs-main"):
         assert address in out, address
     assert "the platform is not deployed yet" in out
 
@@ -94,6 +98,8 @@ def test_plan_apply_converges_and_plan_shows_no_changes(cluster):
     # Platform-level objects went through the service proxy into the real platform API.
     assert [(p["name"], p["owner"]) for p in platform.list_pipelines()] == [("hello", "radiology-ai")]
     assert [a["ae_title"] for a in platform.list_ae_titles()] == ["HELLO"]
+    model = platform.get_model("tiny")              # uploaded through the proxy; no Triton: not loaded
+    assert model["owner"] == "radiology-ai" and model["digest"].startswith("sha256:")
     assert platform.get_destination("pacs-main")["port"] == 104
     assert any("/services/clara-platform:8765/proxy/api/v1/pipelines" in p for _m, p in standin.requests)
 
@@ -111,7 +117,8 @@ def test_drift_by_another_manager_is_a_conflict_until_forced(cluster):
 
     code, out = cli(project, "plan", "--detailed-exitcode")
     assert code == 2, out
-    assert "service.platform/Deployment/clara-platform" in out and "replicas" in out
+    assert "service.platform/Deployment/clara-platform (.spec.replicas changed by 'kubectl-scale'" in out
+    assert "replicas: 3 → 1" in out
 
     code, out = cli(project, "apply", "--auto-approve")
     assert code == 1
@@ -176,7 +183,7 @@ def test_destroy_removes_what_the_project_owns(cluster):
     from claractl.targets.kubernetes import read_inventory
     assert read_inventory(rest, NAMESPACE, "radiology-ai") == []
     # The platform objects went before the platform itself (deletes run in reverse order).
-    assert platform.list_pipelines() == [] and platform.list_ae_titles() == []
+    assert platform.list_pipelines() == [] and platform.list_ae_titles() == [] and platform.list_models() == []
     assert [s["name"] for s in platform.list_sources()] == ["someone-elses"]
     assert core.read_namespaced_config_map("by-hand", NAMESPACE)
     assert cli(project, "plan", "--detailed-exitcode")[0] == 2     # everything to create again

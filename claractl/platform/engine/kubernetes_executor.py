@@ -172,6 +172,8 @@ class KubernetesExecutor:
         manifest = self.manifest(spec)
         for out in spec.io.outputs.values():          # on the shared volume, seen by the pod
             out.mkdir(parents=True, exist_ok=True)
+            # Operator images run as their own uid (not the platform's): let them write here.
+            out.chmod(0o777)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log_path, "ab") as log:
             log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} operator {spec.operator['name']} starts "

@@ -24,7 +24,7 @@ from claractl.platform.client import PlatformClient
 from claractl.project.model import Project, Secret
 from claractl.targets.base import LockHeld, LockInfo, Target
 from claractl.targets.kubernetes.apply import apply_object, delete_object, existing_owner
-from claractl.targets.kubernetes.client import KINDS, Rest, load_api_client
+from claractl.targets.kubernetes.client import FIELD_MANAGER, KINDS, Rest, load_api_client
 from claractl.targets.kubernetes.diff import normalize_for_diff, project_like
 from claractl.targets.kubernetes.errors import KubeError
 from claractl.targets.kubernetes.errors import LockHeld as LeaseHeld
@@ -51,6 +51,23 @@ def _wrap_secret_data(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def _other_managers(live: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(manager, fieldsV1) of every field manager but claractl (status writers excluded)."""
+    return [(m.get("manager", "?"), m.get("fieldsV1") or {})
+            for m in (live.get("metadata") or {}).get("managedFields") or []
+            if m.get("manager") != FIELD_MANAGER and not m.get("subresource")]
+
+
+def _owns(fields: dict[str, Any], path: list[str]) -> bool:
+    """Whether a FieldsV1 set holds `path` (or a field under it, for list items)."""
+    node: Any = fields
+    for part in path:
+        if not isinstance(node, dict) or f"f:{part}" not in node:
+            return False
+        node = node[f"f:{part}"]
+    return bool(path)
+
+
 class ProxiedPlatformClient(PlatformClient):
     """A PlatformClient whose requests go through the API server's service proxy."""
 
@@ -74,6 +91,7 @@ class KubernetesTarget(PlatformObjects, Target):
         self._client: PlatformClient | None = None
         self._manifests: dict[str, dict[str, Any]] | None = None
         self._lease: LeaseLock | None = None
+        self._other_managers: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self._renewer: threading.Thread | None = None
         self._release = threading.Event()
         self._init_lock = threading.RLock()   # apply threads share one client
@@ -132,6 +150,7 @@ class KubernetesTarget(PlatformObjects, Target):
                 address = f"service.{service}/{obj['kind']}/{obj['metadata']['name']}"
                 present.add(address)
                 state.add(ActualObject(address, self._live_fields(address, obj), labels.get(PROJECT_LABEL)))
+                self._other_managers[address] = _other_managers(obj)
             # A name the project would create may be taken by hand or by another project: the plan
             # must refuse it, so read those few by name (no reads when nothing is new).
             for address, manifest in manifests.items():
@@ -203,6 +222,20 @@ class KubernetesTarget(PlatformObjects, Target):
             raise TargetError(f"{address}: cannot delete a {kind_name} (not a kind claractl manages)")
         return delete_object(self.rest(), {"apiVersion": kind.api_version, "kind": kind.kind,
                                            "metadata": {"name": obj_name, "namespace": self.namespace}})
+
+    def change_note(self, change: Change) -> str | None:
+        """Name who changed a drifted field: a plain apply stops at that conflict."""
+        owners = self._other_managers.get(change.address) or []
+        found: dict[str, list[str]] = {}
+        for diff in change.diffs:
+            path = [p for p in diff.path.split("[", 1)[0].split(".") if p]
+            for manager, fields in owners:
+                if _owns(fields, path):
+                    found.setdefault(manager, []).append("." + diff.path)
+        if not found:
+            return None
+        who = "; ".join(f"{', '.join(paths)} changed by {m!r}" for m, paths in found.items())
+        return f"{who} — apply reports a conflict unless run with --force-conflicts"
 
     def after_apply(self, result: ApplyResult) -> None:
         if self._client is not None:
