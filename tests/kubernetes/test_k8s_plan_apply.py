@@ -220,3 +220,37 @@ def test_force_conflicts_is_refused_on_the_local_target(tmp_path):
                                          "target: {type: local}\nservices: {platform: {api-port: 18999}}\n")
     code, out = cli(tmp_path, "apply", "--auto-approve", "--force-conflicts")
     assert code == 1 and "--force-conflicts applies to the kubernetes target" in out
+
+
+def test_a_steady_plan_reads_one_list_per_kind_and_no_object_by_name(cluster):
+    standin, project, _platform = cluster
+    assert cli(project, "apply", "--auto-approve")[0] == 0
+    before = len(standin.requests)
+    assert cli(project, "plan", "--detailed-exitcode")[0] == 0
+    kube = [(m, p) for m, p in standin.requests[before:] if "/proxy/" not in p]
+    from claractl.targets.kubernetes.client import INVENTORY_KINDS
+    assert len(kube) == len(INVENTORY_KINDS) and all(m == "GET" for m, _p in kube)
+    assert not any(p.rsplit("/", 1)[-1].startswith("clara-") for _m, p in kube)     # lists, not GETs by name
+
+
+def test_the_lease_is_renewed_while_an_apply_holds_it(cluster, monkeypatch):
+    standin, project, _platform = cluster
+    from claractl.project import load_project
+    from claractl.targets import get_target
+    from claractl.targets.kubernetes import LockHeld as LeaseHeld
+    from claractl.targets.kubernetes import target as target_module
+    monkeypatch.setattr(target_module, "LEASE_SECONDS", 1)
+    target = get_target(load_project(project / "clara.yaml"))
+    info = target.acquire_lock("bob@build pid 42")
+    assert info.lock_id.startswith("bob@build/pid-42/")
+    leases = k8s.CoordinationV1Api(client_for(standin.url, TOKEN))
+    first = leases.read_namespaced_lease("claractl-radiology-ai", NAMESPACE).spec.renew_time
+    import time
+    time.sleep(1.6)                                    # longer than the lease: only renewal keeps it
+    lease = leases.read_namespaced_lease("claractl-radiology-ai", NAMESPACE)
+    assert lease.spec.renew_time > first and lease.spec.holder_identity == info.lock_id
+    rest = Rest(client_for(standin.url, TOKEN))
+    with pytest.raises(LeaseHeld):
+        LeaseLock(rest, NAMESPACE, "radiology-ai", holder="other").try_acquire()
+    target.release_lock(info)
+    assert leases.list_namespaced_lease(NAMESPACE).items == []
