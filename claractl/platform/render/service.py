@@ -102,4 +102,7 @@ class RenderService:
             "last_error": self.agent.last_error,
             "port": self.own_port if serving else None,
             "healthy": (DIST / "index.html").is_file() and self.agent.running,
+            # Ready = the agent publishes and the dashboard port answers; a missing front-end build
+            # shows as healthy=false but does not hold back the platform (pipelines still run).
+            "ready": self.agent.running and (serving or self.own_port is None),
         }
