@@ -110,7 +110,7 @@ def build_model(base: int = 8):
     return UNet3D()
 
 
-def random_crop(image, labels, rng, patch=GRID.patch, foreground=0.67):
+def random_crop(image, labels, rng, patch=GRID.patch, foreground=0.8):
     """A patch-sized crop; with probability `foreground` centred on a random organ voxel of a
     random class (as nnU-Net oversamples foreground), so small organs are seen often."""
     pad = [(0, max(0, p - n)) for n, p in zip(image.shape, patch)]
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--cases", type=int, default=32, help="training phantoms")
-    p.add_argument("--steps", type=int, default=500, help="optimiser steps")
+    p.add_argument("--steps", type=int, default=900, help="optimiser steps")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--checkpoint-every", type=int, default=100, help="export ONNX every N steps too")
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.1)
-    class_w = torch.tensor([0.5, 1.0, 1.5, 1.5])
+    class_w = torch.tensor([0.3, 1.0, 2.0, 2.0])  # small organs weigh more
     t1 = time.time()
     model.train()
     running = None
