@@ -19,7 +19,7 @@ def reload_config(c: ApiContext = Depends(ctx)) -> dict[str, Any]:
     `restart_required: true` (with `restart_required_for`) means the change needs a full process
     restart (API host/port, database); nothing was applied then."""
     if c.reload is None:
-        raise api_error(501, "this platform cannot reload its settings in place; restart it")
+        raise api_error(409, "this API runs without a platform process to reload; restart it instead")
     try:
         return c.reload()
     except RuntimeError as exc:      # PlatformError: bad settings file, a component failed to start
