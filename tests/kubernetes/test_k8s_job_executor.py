@@ -37,8 +37,7 @@ def setup(standin, rest, tmp_path):
     payload = tmp_path / "payloads" / "p-123"
     (payload / "input").mkdir(parents=True)
     settings = KubernetesSettings(namespace=NAMESPACE, data_claim="clara-platform-data",
-                                  operator_image="registry.example/claractl:0.3", data_root=tmp_path,
-                                  active_deadline=600)
+                                  operator_image="registry.example/claractl:0.3", data_root=tmp_path)
     return KubernetesExecutor(settings, rest), payload, tmp_path
 
 
@@ -77,7 +76,7 @@ def test_job_spec_field_by_field(setup, standin):
     assert meta["labels"]["claractl.dev/operator"] == "Segment_CT"
     assert meta["annotations"] == {"claractl.dev/job-name": "study-42", "claractl.dev/pipeline": "ct-seg"}
     spec = job["spec"]
-    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 600
+    assert spec["backoffLimit"] == 0 and "activeDeadlineSeconds" not in spec
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
     assert spec["template"]["metadata"]["labels"]["claractl.dev/operator"] == "Segment_CT"
@@ -182,4 +181,127 @@ def test_the_engine_selects_the_executor_from_config(monkeypatch, tmp_path):
     executor = executor_for(config)
     assert isinstance(executor, KubernetesExecutor)
     assert executor.settings.namespace == "radiology" and executor.settings.data_root == tmp_path
-    assert executor.settings.active_deadline == config.engine.job_timeout
+
+
+# ---- through the engine: a job's operators become Jobs, finish or are canceled ---------------
+
+@pytest.fixture
+def engine_api(standin, rest, tmp_path):
+    """The platform API and the engine on one store, the engine running operators as Jobs."""
+    import socket
+
+    import uvicorn
+
+    from claractl.platform.api import ApiContext, create_app
+    from claractl.platform.client import PlatformClient
+    from claractl.platform.engine import Engine
+    from claractl.platform.engine.inference_hook import InferenceHook
+    from claractl.platform.store import Store
+
+    config = PlatformConfig(state_dir=str(tmp_path))
+    config.engine.executor = "kubernetes"
+    config.inference.enabled = False
+    store = Store(config.database_url)
+    store.create_all()
+    settings = KubernetesSettings(namespace=NAMESPACE, data_claim="clara-platform-data",
+                                  operator_image="claractl:test", data_root=tmp_path)
+    executor = KubernetesExecutor(settings, rest)
+    engine = Engine(config, store, hook=InferenceHook(config), executor=executor, poll_interval=0.05)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(ApiContext(config, store, engine.hook, engine=engine)),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    engine.start()
+    client = PlatformClient(f"http://127.0.0.1:{port}")
+    original_start = executor.start
+
+    def start(spec):                     # poll faster than in production
+        job = original_start(spec)
+        job.poll_interval = 0.05
+        return job
+    executor.start = start
+    yield client
+    engine.stop(timeout=5)
+    server.should_exit = True
+    thread.join(timeout=5)
+    store.dispose()
+
+
+TWO_OPS = """api-version: 0.6.0
+name: two
+operators:
+- name: first
+  container: {image: claractl/x, command: [python, -c, "print(1)"]}
+  input: [{path: /input}]
+  output: [{path: /output}]
+- name: second
+  container: {image: example/seg, tag: "2"}
+  input: [{from: first, path: /in}]
+  output: [{path: /out}]
+  requests: {cpu: 1, memory: 512}
+"""
+
+
+def wait_for_job_object(standin, operator: str, timeout: float = 10.0) -> str:
+    jobs = _res("batch", "v1", "jobs")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for (q, _ns, name), obj in list(standin.store.objects.items()):
+            if q == jobs.qualified and obj["metadata"]["labels"].get("claractl.dev/operator") == operator:
+                return name
+        time.sleep(0.02)
+    raise AssertionError(f"no Job for operator {operator}")
+
+
+def test_engine_runs_each_operator_as_a_job_in_dag_order(engine_api, standin):
+    client = engine_api
+    client.put_pipeline("two", TWO_OPS)
+    payload = client.create_payload()
+    client.upload_payload_file(payload["id"], "input/a.txt", b"x")
+    job = client.create_job("two", payload_id=payload["id"])
+    client.start_job(job["id"])
+    first = wait_for_job_object(standin, "first")
+    time.sleep(0.2)
+    assert not any("second" in name for (_q, _n, name) in standin.store.objects)   # waits for its input
+    make_pod(standin, first, "first ran\n")
+    standin.set_job_finished(NAMESPACE, first)
+    second = wait_for_job_object(standin, "second")
+    make_pod(standin, second, "second ran\n")
+    standin.set_job_finished(NAMESPACE, second)
+    done = client.wait_for_job(job["id"], timeout=20)
+    assert (done["state"], done["status"]) == ("STOPPED", "HEALTHY"), done["message"]
+    assert "second ran" in client.get_job_logs(job["id"], "second")
+
+
+def test_engine_cancel_deletes_the_running_job(engine_api, standin):
+    client = engine_api
+    client.put_pipeline("two", TWO_OPS)
+    payload = client.create_payload()
+    job = client.create_job("two", payload_id=payload["id"])
+    client.start_job(job["id"])
+    first = wait_for_job_object(standin, "first")
+    client.cancel_job(job["id"])
+    done = client.wait_for_job(job["id"], timeout=20)
+    assert done["status"] == "CANCELED"
+    assert not any(name == first for (_q, _n, name) in standin.store.objects)
+    assert any(kind == "Job" and name == first and body.get("propagationPolicy") == "Background"
+               for kind, name, body in standin.delete_options)
+
+
+def test_engine_timeout_terminates_the_job_and_deletes_it(engine_api, standin):
+    client = engine_api
+    client.put_pipeline("two", TWO_OPS)
+    payload = client.create_payload()
+    job = client.create_job("two", payload_id=payload["id"], timeout=1)
+    client.start_job(job["id"])
+    first = wait_for_job_object(standin, "first")
+    done = client.wait_for_job(job["id"], timeout=20)
+    assert done["status"] == "TERMINATED" and "timed out" in done["message"]
+    assert not any(name == first for (_q, _n, name) in standin.store.objects)
+    assert "the Job was deleted" in client.get_job_logs(job["id"], "first")

@@ -7,8 +7,7 @@ uses, mounted with `subPath` at the operator's PDL paths (inputs read-only), the
 /payload. Environment as for the local executor (NVIDIA_CLARA_*, Triton URIs); `requests` become
 resource requests and limits (cpu cores, memory MB → Mi, gpu → nvidia.com/gpu). The pod's log is
 copied into the operator log when the Job ends; cancel and timeout delete the Job (background
-propagation: its pods go too). The engine's job deadline is enforced here as the Job's
-`activeDeadlineSeconds` as well, so a Job never outlives its deadline even if the platform dies.
+propagation: its pods go too).
 
 Settings (from the platform Deployment's environment): CLARA_K8S_NAMESPACE,
 CLARA_K8S_DATA_CLAIM, CLARA_K8S_OPERATOR_IMAGE (the image for bundled `claractl/<name>` and
@@ -45,7 +44,6 @@ class KubernetesSettings:
     data_claim: str
     operator_image: str
     data_root: Path
-    active_deadline: float           # seconds; the engine's job timeout
     service_account: str = ""        # operators get none by default (no API token in their pods)
 
     @classmethod
@@ -58,7 +56,6 @@ class KubernetesSettings:
                    data_claim=os.environ["CLARA_K8S_DATA_CLAIM"],
                    operator_image=os.environ["CLARA_K8S_OPERATOR_IMAGE"],
                    data_root=Path(os.environ.get("CLARA_K8S_DATA_ROOT") or config.state_dir),
-                   active_deadline=float(config.engine.job_timeout),
                    service_account=os.environ.get("CLARA_K8S_OPERATOR_SERVICE_ACCOUNT", ""))
 
 
@@ -163,8 +160,9 @@ class KubernetesExecutor:
                          "labels": labels,
                          "annotations": {"claractl.dev/job-name": spec.job_name,
                                          "claractl.dev/pipeline": spec.pipeline_name}},
-            "spec": {"backoffLimit": 0, "activeDeadlineSeconds": max(1, int(self.settings.active_deadline)),
-                     "ttlSecondsAfterFinished": 3600,
+            # No activeDeadlineSeconds: a job's own timeout may exceed engine.job_timeout, and
+            # the executor does not know it; the engine enforces it by deleting the Job.
+            "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": 3600,
                      "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
         }
 
