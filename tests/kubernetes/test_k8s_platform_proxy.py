@@ -55,3 +55,38 @@ def test_platform_api_through_the_service_proxy_with_cluster_credentials(standin
     with platform_client(Rest(client_for(standin.url, "wrong")), NAMESPACE, 8765) as api:
         assert api.get("/api/v1/sources").status_code == 401
     assert ("GET", "/api/v1/namespaces/clara/services/clara-platform:8765/proxy/api/v1/sources") in standin.requests
+
+
+def test_platform_token_travels_as_x_clara_token_through_the_proxy(standin, tmp_path):
+    """A platform that needs a token for writes (listening beyond loopback) accepts it from the
+    proxy, where Authorization carries the cluster credential and is not forwarded."""
+    config = PlatformConfig(state_dir=str(tmp_path))
+    config.api.host = "0.0.0.0"
+    store = Store(config.database_url)
+    store.create_all()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(ApiContext(config, store, InferenceHook(config)), token="platform-secret")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        standin.token = "cluster-token"
+        standin.register_proxy(NAMESPACE, "clara-platform", "8765", f"http://127.0.0.1:{port}")
+        rest = Rest(client_for(standin.url, "cluster-token"))
+        body = {"ae_title": "PACS1", "host": "10.0.0.5"}
+        with platform_client(rest, NAMESPACE, 8765) as api:
+            assert api.put("/api/v1/sources/a", json=body).status_code == 401
+        with platform_client(rest, NAMESPACE, 8765, token="wrong") as api:
+            assert api.put("/api/v1/sources/a", json=body).status_code == 401
+        with platform_client(rest, NAMESPACE, 8765, token="platform-secret") as api:
+            assert api.put("/api/v1/sources/a", json=body).status_code in (200, 201)
+            assert [s["name"] for s in api.get("/api/v1/sources").json()] == ["a"]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+        store.dispose()
