@@ -1,0 +1,5 @@
+"""`python -m claractl` = the `claractl` command."""
+
+from claractl.cli.main import run
+
+run()
