@@ -254,3 +254,25 @@ def test_the_lease_is_renewed_while_an_apply_holds_it(cluster, monkeypatch):
         LeaseLock(rest, NAMESPACE, "radiology-ai", holder="other").try_acquire()
     target.release_lock(info)
     assert leases.list_namespaced_lease(NAMESPACE).items == []
+
+
+def test_saved_plan_applies_exactly_and_never_holds_secret_values(cluster, monkeypatch):
+    import base64
+    standin, project, _platform = cluster
+    text = (project / "clara.yaml").read_text().replace(
+        "platform: {api-port: 8765, workers: 2, database: sqlite}",
+        "platform: {api-port: 8765, workers: 2, database: sqlite, api-token: \"${env:CLARA_TOKEN}\"}")
+    (project / "clara.yaml").write_text(text)
+    monkeypatch.setenv("CLARA_TOKEN", "tok-very-secret-123")
+    code, out = cli(project, "plan", "--out", str(project / "plan.json"), "-o", "json")
+    assert code == 0, out
+    saved = (project / "plan.json").read_text()
+    assert "service.platform/Secret/clara-platform-api-token" in saved
+    for leak in ("tok-very-secret-123", base64.b64encode(b"tok-very-secret-123").decode()):
+        assert leak not in saved and leak not in out
+    code, out = cli(project, "apply", str(project / "plan.json"))
+    assert code == 0, out
+    _apps, core = live(standin)
+    secret = core.read_namespaced_secret("clara-platform-api-token", NAMESPACE)
+    assert base64.b64decode(secret.data["token"]).decode() == "tok-very-secret-123"
+    assert cli(project, "plan", "--detailed-exitcode")[0] == 0
