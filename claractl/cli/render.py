@@ -16,9 +16,11 @@ def register(app: typer.Typer) -> None:
         file: str = typer.Option(DEFAULT_FILE, "-f", "--file", help="Project file."),
         output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Where to write the manifests (same as DIR)."),
     ) -> None:
-        """Render every enabled service's Helm chart with values from the project and write
-        DIR/<service>.yaml; with no DIR, print all manifests to stdout. Secret values are never
-        written: Secrets the manifests reference are listed on stderr."""
+        """Write the Kubernetes manifests of every enabled service, for GitOps (Argo CD, Flux).
+
+        Each service's Helm chart is rendered with values from the project into DIR/<service>.yaml;
+        with no DIR, all manifests go to stdout. Secret values are never written: the Secrets the
+        manifests reference are listed on stderr."""
         from claractl.targets.kubernetes import gitops
         from claractl.targets.kubernetes.helm import HelmError
 
