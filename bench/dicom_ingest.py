@@ -1,12 +1,13 @@
 """Ingest throughput: our SCP vs dcmtk storescp vs Orthanc, same 200-slice CT, same storescu.
 
-    python bench/dicom_ingest.py [--slices 200] [--repeat 2]
+    python bench/dicom_ingest.py [--slices 200] [--repeat 3] [--only ours] [--assoc 1]
 
 Prints a table (instances/s, MB/s, ratios to storescp and to Orthanc) for 1 and 4 parallel
 associations (4 storescu processes, each sending a quarter of the files). Our SCP runs as its own
 process (`python -m claractl.platform.dicom`) and fsyncs every instance before Success;
 storescp and Orthanc do not fsync. All dcmtk/Orthanc processes run with TCP_NODELAY=1.
-Best of `--repeat` runs per cell; each run starts from an empty receiver.
+Median of `--repeat` runs per cell (the machine is shared, so also the best); each run starts
+from an empty receiver. `--only ours` runs just our SCP (ratios then print as n/a).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -70,11 +73,16 @@ class OurScp:
             s.add(AETitle(ae_title=AE, pipelines=["bench"], timeout=600))
             s.add(Source(name="storescu", ae_title="STORESCU", host="127.0.0.1"))
         store.dispose()
-        self.proc = subprocess.Popen([sys.executable, "-m", "claractl.platform.dicom", "--state-dir",
+        self.proc = subprocess.Popen([sys.executable, *os.environ.get("BENCH_SCP_CMD", "-m claractl.platform.dicom").split(), "--state-dir",
                                       str(self.config.root), "--no-export"], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         self.proc.stdout.readline()
         self.port = self.config.dicom.port
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the SCP process used so far: robust to load from others."""
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -140,38 +148,53 @@ def main() -> None:
     ap.add_argument("--slices", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", default=None, help="work directory (default: system temp); the disk under test")
+    ap.add_argument("--only", default="ours,storescp,orthanc", help="comma list of receivers to run")
+    ap.add_argument("--assoc", default="1,4", help="comma list of parallel association counts")
     args = ap.parse_args()
     load0 = f"{os.getloadavg()[0]:.1f}"
     root = Path(tempfile.mkdtemp(prefix="dicom-bench-", dir=args.dir))
     try:
         files = make_ct_series(root / "ct", args.slices)
         mb = sum(f.stat().st_size for f in files) / 1e6
-        results: dict[tuple[str, int], float] = {}
+        kinds = [{"ours": OurScp, "storescp": StoreScp, "orthanc": Orthanc}[k] for k in args.only.split(",")]
+        assocs = [int(a) for a in args.assoc.split(",")]
+        runs: dict[tuple[str, int], list[float]] = {}
+        cpu: dict[tuple[str, int], list[float]] = {}
         # Repeats are the outer loop so that load from other processes hits every receiver alike.
         for rep in range(args.repeat):
-            for kind in (OurScp, StoreScp, Orthanc):
-                for assoc in (1, 4):
+            for kind in kinds:
+                for assoc in assocs:
                     work = root / f"{kind.__name__}-{assoc}-{rep}"
                     work.mkdir()
                     receiver = kind(work)
                     try:
+                        cpu0 = receiver.cpu_seconds() if hasattr(receiver, "cpu_seconds") else None
                         secs = send(files, receiver.port, assoc)
+                        if cpu0 is not None:
+                            cpu.setdefault((kind.name, assoc), []).append(receiver.cpu_seconds() - cpu0)
                     finally:
                         receiver.stop()
                         shutil.rmtree(work, ignore_errors=True)
-                    key = (kind.name, assoc)
-                    results[key] = min(results.get(key, float("inf")), secs)
+                    runs.setdefault((kind.name, assoc), []).append(secs)
         print(f"load average before/after: {load0} / {os.getloadavg()[0]:.1f}")
-        print(f"{args.slices} instances, {mb:.1f} MB, 512x512 16-bit CT, explicit VR LE; best of {args.repeat}; "
-              f"{os.cpu_count()} CPUs")
-        head = f"{'receiver':22s} {'assoc':>5s} {'seconds':>8s} {'inst/s':>8s} {'MB/s':>7s} {'vs storescp':>11s} {'vs Orthanc':>10s}"
+        print(f"{args.slices} instances, {mb:.1f} MB, 512x512 16-bit CT, explicit VR LE; median (and best) of "
+              f"{args.repeat}; {os.cpu_count()} CPUs")
+        results = {k: statistics.median(v) for k, v in runs.items()}
+        head = (f"{'receiver':22s} {'assoc':>5s} {'seconds':>8s} {'inst/s':>8s} {'best':>7s} {'MB/s':>7s} "
+                f"{'vs storescp':>11s} {'vs Orthanc':>10s}")
         print(head)
         print("-" * len(head))
+
+        def ratio(base: tuple[str, int], secs: float) -> str:
+            return f"{results[base] / secs:10.2f}x" if base in results else f"{'n/a':>11s}"
+
         for (name, assoc), secs in results.items():
-            rate = args.slices / secs
-            vs_dcmtk = results[(StoreScp.name, assoc)] / secs
-            vs_orthanc = results[(Orthanc.name, assoc)] / secs
-            print(f"{name:22s} {assoc:5d} {secs:8.2f} {rate:8.1f} {mb / secs:7.1f} {vs_dcmtk:10.2f}x {vs_orthanc:9.2f}x")
+            best = args.slices / min(runs[(name, assoc)])
+            print(f"{name:22s} {assoc:5d} {secs:8.2f} {args.slices / secs:8.1f} {best:7.1f} {mb / secs:7.1f} "
+                  f"{ratio((StoreScp.name, assoc), secs)} {ratio((Orthanc.name, assoc), secs)}")
+        for (name, assoc), used in cpu.items():
+            print(f"{name} CPU per instance, {assoc} assoc: {statistics.median(used) * 1000 / args.slices:.2f} ms "
+                  "(median; the receive path's cost independent of load from others)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
