@@ -42,7 +42,8 @@ for _ in $(seq 1 300); do
   [ -n "$seg" ] && break
   sleep 1
 done
-claractl -C "$DEMO" jobs list
+job=$(claractl -C "$DEMO" jobs list -o json | python3 -c 'import json,sys; jobs=json.load(sys.stdin); print(jobs[0]["id"] if jobs else "")')
+[ -n "$job" ] && COLUMNS=120 claractl -C "$DEMO" jobs describe "$job"
 if [ -z "${seg:-}" ]; then
   echo "demo: no SEG arrived at the PACS within 300 s; see 'claractl -C $DEMO jobs list' and 'claractl -C $DEMO platform logs'" >&2
   exit 1
