@@ -11,7 +11,6 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from claractl.platform.inference.errors import InferenceError, invalid
 from claractl.platform.inference.metadata import model_metadata, server_metadata
-from claractl.platform.inference.repository import ModelConfigError, config_from_json
 from claractl.platform.inference.runtime import ModelRegistry, Tensor, tensor_from_bytes, tensor_from_list
 
 # InferTensorContents field holding each datatype's typed (non-raw) values.
@@ -157,16 +156,7 @@ class TritonServicer(pb_grpc.GRPCInferenceServiceServicer):
     def RepositoryModelLoad(self, request, context):
         try:
             params = {k: _param_value(v) for k, v in request.parameters.items()}
-            if any(k.startswith("file:") for k in params):
-                raise InferenceError("unsupported", "loading a model from 'file:' parameters is not supported; "
-                                                    "put the model directory into the repository")
-            override = None
-            if params.get("config"):
-                try:
-                    override = config_from_json(params["config"], file=f"load request config of '{request.model_name}'")
-                except ModelConfigError as e:
-                    raise invalid(str(e)) from None
-            self.registry.load(request.model_name, override)
+            self.registry.load_request(request.model_name, params)
         except InferenceError as e:
             return self._abort(context, e)
         return pb.RepositoryModelLoadResponse()

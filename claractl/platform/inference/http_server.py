@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from claractl.platform.inference.errors import InferenceError, invalid
 from claractl.platform.inference.metadata import model_metadata, server_metadata
-from claractl.platform.inference.repository import ModelConfigError, config_from_json, config_to_json
+from claractl.platform.inference.repository import config_to_json
 from claractl.platform.inference.runtime import ModelRegistry, Tensor, tensor_from_bytes, tensor_from_list
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -219,16 +219,7 @@ def create_app(registry: ModelRegistry, is_ready=lambda: True) -> Starlette:
         try:
             body = _json(await request.body(), "request")
             params = (body.get("parameters") or {}) if isinstance(body, dict) else {}
-            if any(k.startswith("file:") for k in params):
-                raise InferenceError("unsupported", "loading a model from 'file:' parameters is not supported; "
-                                                    "put the model directory into the repository")
-            override = None
-            if params.get("config"):
-                try:
-                    override = config_from_json(params["config"], file=f"load request config of '{name}'")
-                except ModelConfigError as e:
-                    raise invalid(str(e)) from None
-            await to_thread.run_sync(lambda: registry.load(name, override))
+            await to_thread.run_sync(registry.load_request, name, params)
         except InferenceError as e:
             return _error(e)
         return Response(status_code=200)

@@ -18,7 +18,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from claractl.platform.inference.datatypes import numpy_dtype, wire_name
 from claractl.platform.inference.errors import InferenceError, invalid, not_found, unavailable
-from claractl.platform.inference.repository import ModelConfigError, ModelInfo, load_model_dir
+from claractl.platform.inference.repository import ModelConfigError, ModelInfo, config_from_json, load_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,19 @@ class ModelRegistry:
                 self._failed.pop(name, None)
             log.info("loaded model %s versions %s (%s)", name, info.versions, info.digest)
             return loaded
+
+    def load_request(self, name: str, parameters: dict) -> LoadedModel:
+        """A repository load request (HTTP or gRPC): optional `config` parameter overrides config.pbtxt."""
+        if any(k.startswith("file:") for k in parameters):
+            raise InferenceError("unsupported", "loading a model from 'file:' parameters is not supported; "
+                                                "put the model directory into the repository")
+        override = None
+        if parameters.get("config"):
+            try:
+                override = config_from_json(parameters["config"], file=f"load request config of '{name}'")
+            except ModelConfigError as e:
+                raise invalid(str(e)) from None
+        return self.load(name, override)
 
     def unload(self, name: str) -> None:
         with self._lock:

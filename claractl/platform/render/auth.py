@@ -11,15 +11,14 @@ with a non-loopback bind and no token configured, nobody is let in.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from enum import Enum
 
 from fastapi import Request
 
+from claractl.platform.api.auth import is_loopback, read_token
 from claractl.platform.config import PlatformConfig
 
 COOKIE = "clara_token"
-TOKEN_FILE = "api-token"        # written by the API server when it binds beyond loopback without a token
 
 
 class Access(Enum):
@@ -29,24 +28,9 @@ class Access(Enum):
     UNCONFIGURED = "unconfigured"  # exposed on the network, no token set on the platform
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def expected_token(config: PlatformConfig) -> str | None:
     """The API's token: CLARA_API_TOKEN / api.token, else the one the API server generated."""
-    if config.api_token:
-        return config.api_token
-    path = config.root / TOKEN_FILE
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
+    return read_token(config) or None
 
 
 def presented_token(request: Request) -> str | None:
