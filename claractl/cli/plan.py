@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -129,6 +130,19 @@ def _execute(target, plan, parallelism: int) -> int:
     return 0 if result.ok else 1
 
 
+@contextmanager
+def _locked(target, timeout: float):
+    """The apply lock, saying so when it replaced the stale lock of an apply that was killed."""
+    from claractl.targets import locked
+
+    with locked(target, timeout) as lock:
+        if lock.took_over is not None:
+            cli_console.err_console.print(
+                f"Warning: took over the apply lock {lock.took_over.lock_id} of {lock.took_over.holder}, "
+                "which is no longer running; this apply finishes what it left.", highlight=False)
+        yield lock
+
+
 def _options(target, force_conflicts: bool):
     """Target-specific apply options; refuse one the target does not have."""
     if force_conflicts:
@@ -185,14 +199,14 @@ def register(app: typer.Typer) -> None:
 
         def body() -> int:
             from claractl.plan import read_plan
-            from claractl.targets import get_target, locked, make_plan, verify_plan
+            from claractl.targets import get_target, make_plan, verify_plan
 
             if plan_file:
                 if only or exclude:
                     raise Failed("--only/--exclude belong to `plan`; a saved plan is applied exactly as saved")
                 plan = read_plan(plan_file)
                 target = _options(get_target(_load(file, fallback=plan.project_file)), force_conflicts)
-                with locked(target, timeout):
+                with _locked(target, timeout):
                     verify_plan(target, plan)
                     if not plan.has_changes:
                         cli_console.console.print("No changes. Nothing to apply.", highlight=False)
@@ -200,7 +214,7 @@ def register(app: typer.Typer) -> None:
                     _print_plan(plan, Output.text)
                     return _execute(target, plan, parallelism)
             target = _options(get_target(_load(file)), force_conflicts)
-            with locked(target, timeout):
+            with _locked(target, timeout):
                 plan = make_plan(target, only=only, exclude=exclude)
                 _print_plan(plan, Output.text)
                 if not plan.has_changes:
@@ -220,10 +234,10 @@ def register(app: typer.Typer) -> None:
         timeout = _duration(lock_timeout)
 
         def body() -> int:
-            from claractl.targets import get_target, locked, make_plan
+            from claractl.targets import get_target, make_plan
 
             target = get_target(_load(file))
-            with locked(target, timeout):
+            with _locked(target, timeout):
                 plan = make_plan(target, destroy=True)
                 _print_plan(plan, Output.text)
                 if not plan.has_changes:

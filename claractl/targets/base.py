@@ -8,6 +8,7 @@ check, lock waiting — is here and in `claractl.plan`. See docs/plan-apply.md, 
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import re
 import socket
@@ -27,12 +28,15 @@ from claractl.plan.graph import Event
 from claractl.plan.model import UPDATE
 from claractl.project.model import Project
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class LockInfo:
     lock_id: str
     holder: str                 # "user@host pid N"
     created_at: datetime | None = None
+    took_over: "LockInfo | None" = None   # the stale lock (of a process gone) this one replaced
 
     def age(self) -> str:
         if self.created_at is None:
@@ -135,15 +139,23 @@ def locked(target: Target, timeout: float = 0.0, poll: float = 0.5) -> Iterator[
     """Hold the apply lock; wait up to `timeout` seconds for it, then fail naming the holder."""
     deadline = time.monotonic() + timeout
     holder = holder_name()
+    stale: LockInfo | None = None
     while True:
         try:
             info = target.acquire_lock(holder)
+            info.took_over = stale
             break
         except LockHeld as held:
+            if holder_is_gone(held.info.holder):
+                # An apply killed on this machine: its process is gone, so its lock guards nothing.
+                # Taking it over lets this apply finish the interrupted one (DESIGN §4).
+                log.info("taking over the stale apply lock %s of %s", held.info.lock_id, held.info.holder)
+                target.force_unlock(held.info.lock_id)
+                stale = held.info
+                continue
             if time.monotonic() >= deadline:
-                gone = " — that process is no longer running" if holder_is_gone(held.info.holder) else ""
                 raise LockError(
-                    f"another apply holds the lock for {target.scope}: {held}{gone}. "
+                    f"another apply holds the lock for {target.scope}: {held}. "
                     f"If that process is gone, release it with `claractl force-unlock {held.info.lock_id}`."
                 ) from None
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
