@@ -7,7 +7,10 @@ associations (4 storescu processes, each sending a quarter of the files). Our SC
 process (`python -m claractl.platform.dicom`) and fsyncs every instance before Success;
 storescp and Orthanc do not fsync. All dcmtk/Orthanc processes run with TCP_NODELAY=1.
 Median of `--repeat` runs per cell (the machine is shared, so also the best); each run starts
-from an empty receiver. `--only ours` runs just our SCP (ratios then print as n/a).
+from an empty receiver. `--only ours` runs just our SCP (ratios then print as n/a). For an A/B of
+two SCP variants, `BENCH_SCP_CMD` replaces `-m claractl.platform.dicom` (a script that patches
+something and then runs that module) or `PYTHONPATH=<old checkout>` runs an older tree. The SCP's
+CPU time per instance is printed too: it is the figure least disturbed by other load.
 """
 
 from __future__ import annotations

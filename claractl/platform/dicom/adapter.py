@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.values import converters as _CONVERTERS
 from pynetdicom import AE, evt
 from pynetdicom.presentation import StoragePresentationContexts
 from pynetdicom.sop_class import Verification
@@ -34,7 +32,6 @@ from claractl.platform.dicom.handoff import close_group
 from claractl.platform.dicom.netutil import NODELAY_HANDLER
 from claractl.platform.dicom.storage import has_room, write_durable
 from claractl.platform.dicom.transfer_syntaxes import STORAGE_TRANSFER_SYNTAXES
-from claractl.platform.dicom.wakeups import install as install_reactor_wakeups
 from claractl.platform.store import Store
 
 log = logging.getLogger("claractl.dicom")
@@ -61,35 +58,12 @@ def _check_complete(ds: Dataset, stream_len: int) -> None:
         raise ValueError(f"dataset truncated in element {last.tag} ({tell + length - stream_len} bytes missing)")
 
 
-# Bytes per value of the binary VRs: a length that is not a multiple cannot be decoded.
-_VALUE_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8,
-               "OF": 4, "OD": 8, "OL": 4, "OV": 8, "OW": 2}
-
-
 def _validate(ds: Dataset) -> None:
-    """Check every element can be decoded (VR, length, sequences) without touching pixel data.
-
-    Explicit-VR elements are checked from their raw form — known VR, binary length a multiple
-    of the value size, sequences parsed recursively — instead of converting every value:
-    string conversion only ever warns, and it was half the handler's CPU. Implicit-VR elements
-    (VR from the dictionary) are converted as before. Raises on bad input.
-    """
-    for tag in list(ds.keys()):
-        if tag == 0x7FE00010:
-            continue
-        raw = ds.get_item(tag)
-        vr = getattr(raw, "VR", None)
-        if isinstance(raw, RawDataElement) and vr is not None and vr != "SQ":
-            if vr not in _CONVERTERS:
-                raise ValueError(f"unknown VR {vr!r} in element {raw.tag}")
-            size = _VALUE_SIZE.get(vr)
-            if size and raw.value and len(raw.value) % size:
-                raise ValueError(f"element {raw.tag} ({vr}) has {len(raw.value)} bytes, not a multiple of {size}")
-            continue
-        elem = ds[tag]
-        if elem.VR == "SQ":
-            for item in elem.value:
-                _validate(item)
+    """Decode every element (VRs, lengths, sequences) except pixel data; raises on bad input."""
+    def touch(_ds, elem):
+        if elem.tag != 0x7FE00010:
+            _ = elem.value
+    ds.walk(touch)
 
 
 def _mismatch(ds: Dataset, request) -> str:
@@ -133,7 +107,6 @@ class DicomAdapter:
             self.config.dicom_dir.mkdir(parents=True, exist_ok=True)
             self._audit_handler = audit.attach_file(self.config.logs_dir / "dicom-audit.log")
             self.groups.rebuild()
-            install_reactor_wakeups()
             ae = AE(ae_title=self.settings.ae_title)
             # pynetdicom counts connections still waiting for their A-ASSOCIATE-RQ, so a few idle
             # sockets could lock everyone out until acse_timeout; we count admitted ones ourselves
