@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
 from pathlib import Path, PurePosixPath
 
 from sqlalchemy.orm import Session
@@ -65,16 +67,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_file_atomically(target: Path, chunks: Iterable[bytes]) -> int:
-    """Write chunks to target via temp file + fsync + rename; returns the size."""
+@contextmanager
+def _atomic_file(target: Path) -> Iterator[BinaryIO]:
+    """Open a temp file beside target; on success fsync it, rename it over target, fsync the
+    directory (so the name is durable too); on any error remove it. Readers never see half a file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f"{PARTIAL_PREFIX}{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
-    size = 0
     try:
         with open(tmp, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-                size += len(chunk)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -82,6 +83,14 @@ def write_file_atomically(target: Path, chunks: Iterable[bytes]) -> int:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_file_atomically(target: Path, chunks: Iterable[bytes]) -> int:
+    """Write chunks to target durably and atomically; returns the size."""
+    size = 0
+    with _atomic_file(target) as fh:
+        for chunk in chunks:
+            size += fh.write(chunk)
     return size
 
 
@@ -111,21 +120,10 @@ def delete_payload_dir(payloads_dir: Path, payload_id: str) -> None:
     shutil.rmtree(payload_dir(payloads_dir, payload_id), ignore_errors=True)
 
 
-async def write_stream_atomically(target: Path, chunks) -> int:
+async def write_stream_atomically(target: Path, chunks: AsyncIterable[bytes]) -> int:
     """Async twin of write_file_atomically for request bodies (any size, never held in memory)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f"{PARTIAL_PREFIX}{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
     size = 0
-    try:
-        with open(tmp, "wb") as fh:
-            async for chunk in chunks:
-                fh.write(chunk)
-                size += len(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _atomic_file(target) as fh:
+        async for chunk in chunks:
+            size += fh.write(chunk)
     return size
