@@ -138,28 +138,3 @@ def module_page(chromium):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
-
-
-
-
-@pytest.fixture
-def postgres_url():
-    """A fresh database on the test PostgreSQL server (scripts/postgres.sh start); dropped afterwards."""
-    import os
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    base = os.environ.get("CLARA_TEST_POSTGRES_URL")
-    if not base:
-        pytest.fail("CLARA_TEST_POSTGRES_URL is not set: run the tests through scripts/test.sh "
-                    "(or eval \"$(scripts/postgres.sh start)\")")
-    name = f"claractl_render_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
