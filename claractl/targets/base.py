@@ -116,6 +116,9 @@ class Target(ABC):
     def after_apply(self, result: ApplyResult) -> None:
         """Hook after a walk (e.g. stop what a destroy emptied). Default: nothing."""
 
+    def check(self) -> None:
+        """Optional: refuse a project this target cannot run, raising PlanError. Default: nothing."""
+
     def change_note(self, change: Change) -> str | None:
         """Optional: what applying an update does beyond its fields (e.g. "restarts: dicom-adapter"),
         shown with the change in every plan format (as its `reason`). Default: nothing."""
@@ -125,6 +128,8 @@ class Target(ABC):
 def make_plan(target: Target, *, destroy: bool = False, only: list[str] | None = None,
               exclude: list[str] | None = None) -> Plan:
     project = target.project
+    if not destroy:
+        target.check()
     plan = compute_plan(project_name=project.name, target_type=target.type, scope=target.scope,
                         desired=target.desired(), actual=target.read_state(), destroy=destroy,
                         only=only, exclude=exclude, project_file=str(project.path))

@@ -18,13 +18,14 @@ from typing import Any
 
 import httpx
 
-from claractl.plan import ActualObject, ActualState, ApplyResult, Change, Resource, TargetError
+from claractl.plan import ActualObject, ActualState, ApplyResult, Change, PlanError, Resource, TargetError
 from claractl.plan import address as addr
 from claractl.plan.diff import field_diffs
 from claractl.plan.model import DELETE
 from claractl.plan.secrets import plain
 from claractl.platform.client import ApiError, PlatformClient
 from claractl.platform.config import PlatformConfig
+from claractl.platform.engine.executor import LocalExecutor
 from claractl.platform.reload import effect_of_keys
 from claractl.project.model import Project
 from claractl.targets.base import LockHeld, LockInfo, Target
@@ -215,6 +216,21 @@ class LocalTarget(PlatformObjects, Target):
             compared = {k: v for k, v in desired.fields.items() if k not in desired.informational}
             if field_diffs({k: running.get(k) for k in compared}, compared):
                 platform_process.reload(self.state_dir, client, timeout=READY_TIMEOUT)
+
+    def check(self) -> None:
+        """Operators run as local processes here; any image but a bundled one needs podman or docker."""
+        executor = LocalExecutor()
+        if executor.container_runtime():
+            return
+        problems = [
+            f"{pipeline.file}: operator {op['name']!r} uses container image {op['container']['image']!r}, "
+            "which the local target runs through podman or docker; neither is installed"
+            for pipeline in self.project.pipelines
+            for op in pipeline.definition.get("operators") or []
+            if not executor.is_local(op)
+        ]
+        if problems:
+            raise PlanError("\n".join(problems))
 
     def change_note(self, change: Change) -> str | None:
         """Which platform components an update of a service restarts (see POST /config/reload)."""
