@@ -143,6 +143,20 @@ def _locked(target, timeout: float):
         yield lock
 
 
+def _plan_confirm_execute(target, timeout: float, auto_approve: bool, what: str, parallelism: int,
+                          **plan_options) -> int:
+    """apply and destroy without a saved plan: under the lock, plan, show it, confirm, execute."""
+    from claractl.targets import make_plan
+
+    with _locked(target, timeout):
+        plan = make_plan(target, **plan_options)
+        _print_plan(plan, Output.text)
+        if not plan.has_changes:
+            return 0
+        _confirm(auto_approve, what)
+        return _execute(target, plan, parallelism)
+
+
 def _options(target, force_conflicts: bool):
     """Target-specific apply options; refuse one the target does not have."""
     if force_conflicts:
@@ -199,7 +213,7 @@ def register(app: typer.Typer) -> None:
 
         def body() -> int:
             from claractl.plan import read_plan
-            from claractl.targets import get_target, make_plan, verify_plan
+            from claractl.targets import get_target, verify_plan
 
             if plan_file:
                 if only or exclude:
@@ -214,13 +228,8 @@ def register(app: typer.Typer) -> None:
                     _print_plan(plan, Output.text)
                     return _execute(target, plan, parallelism)
             target = _options(get_target(_load(file)), force_conflicts)
-            with _locked(target, timeout):
-                plan = make_plan(target, only=only, exclude=exclude)
-                _print_plan(plan, Output.text)
-                if not plan.has_changes:
-                    return 0
-                _confirm(auto_approve, "perform these actions")
-                return _execute(target, plan, parallelism)
+            return _plan_confirm_execute(target, timeout, auto_approve, "perform these actions", parallelism,
+                                         only=only, exclude=exclude)
         _run(body)
 
     @app.command("destroy")
@@ -234,16 +243,11 @@ def register(app: typer.Typer) -> None:
         timeout = _duration(lock_timeout)
 
         def body() -> int:
-            from claractl.targets import get_target, make_plan
+            from claractl.targets import get_target
 
             target = get_target(_load(file))
-            with _locked(target, timeout):
-                plan = make_plan(target, destroy=True)
-                _print_plan(plan, Output.text)
-                if not plan.has_changes:
-                    return 0
-                _confirm(auto_approve, "destroy everything this project manages")
-                return _execute(target, plan, parallelism)
+            return _plan_confirm_execute(target, timeout, auto_approve, "destroy everything this project manages",
+                                         parallelism, destroy=True)
         _run(body)
 
     @app.command("show")
