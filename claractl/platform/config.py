@@ -51,6 +51,7 @@ class DicomSettings:
     watermark_percent: float = 85.0      # refuse instances when the disk is fuller than this
     reserve_mb: int = 0                  # … or has fewer free MB than this
     overwrite_duplicates: bool = True
+    spool_segment_mb: int = 64           # receive spool segment size (docs/dicom.md "Durability")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from claractl.platform.config import PlatformConfig
 from claractl.platform.dicom import DicomAdapter
 from claractl.platform.dicom.synthetic import make_ct_series
 from claractl.platform.store import Store
-from claractl.platform.store.models import AETitle, Destination, Job, Pipeline, Source
+from claractl.platform.store.models import AETitle, Job, Pipeline, Source
 
 DCMTK = Path("/usr/bin")          # pynetdicom installs its own `storescu` etc. earlier on PATH
 PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -71,6 +71,7 @@ def platform(tmp_path):
     config.dicom.port = free_port()
     config.dicom.host = "127.0.0.1"
     config.dicom.watermark_percent = 99.9
+    config.dicom.spool_segment_mb = 8      # small segments: rotation happens within a 200-slice series
     config.root.mkdir(parents=True)
     store = Store(config.database_url)
     store.create_all()

@@ -210,8 +210,11 @@ def test_bad_dataset_gets_failure_status_and_no_file(adapter, platform, ct5, cas
     config, _ = platform
     status = case(adapter.port, ct5)
     assert status in STATUS_CASES[case]
-    # In the open group, or already handed to a job payload if the group closed meanwhile.
-    stored = list(config.dicom_dir.rglob("*.dcm")) + list(config.payloads_dir.rglob("*.dcm"))
+    # In the open group, or already handed to a job payload if the group closed meanwhile. A stored
+    # instance's file is written just after the response (it is durable in the spool before).
+    def stored_files():
+        return list(config.dicom_dir.rglob("*.dcm")) + list(config.payloads_dir.rglob("*.dcm"))
+    stored = wait_for(stored_files, timeout=10) if status == 0 else stored_files()
     if status == 0:
         # Stored under a hashed name inside the state dir, never where the UID points.
         assert len(stored) == 1 and config.root in stored[0].parents

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pydicom
 
-from claractl.platform.config import PlatformConfig
 from tests.dicom.conftest import CALLED_AE, PIPELINE, dataset_bytes, dcmtk, jobs, wait_for
 
 

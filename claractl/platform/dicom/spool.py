@@ -1,0 +1,385 @@
+"""The receive spool: a write-ahead log that makes each received instance durable with one sync.
+
+Making a new file durable costs two journal commits (the file, then its directory entry). So
+each association appends its instances to a *segment*, a preallocated file (`fallocate`,
+SEGMENT_BYTES, reused after a checkpoint), and the C-STORE response says Success once the
+record is fdatasynced: one sync per instance. The instance's file in its group directory is
+copied from the record afterwards by a low-priority background thread, without a sync.
+
+    segment: header slot (magic, epoch, CRC) then records, each at a 4 KiB boundary:
+        slot (4 KiB): magic, version, epoch, meta length, data length, CRC32 of meta and of data, meta (JSON)
+        data: the Part 10 file
+    The data is written as it arrives; the slot last, then one fdatasync. A scan stops at the
+    first slot that is not a valid record of the segment's epoch (torn, or left from the
+    segment's previous use).
+
+`checkpoint(root)` makes every published file durable (`syncfs`), then keeps the segments whose
+records are all published for reuse (or deletes them); the adapter runs it before handing groups
+to jobs and every few seconds. `recover(root)` runs at start: it rewrites the file of every
+valid record whose group directory still exists (a closed group's directory is gone, and its
+files were checkpointed before it closed), syncs, and deletes all segments.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import queue
+import struct
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Callable
+
+from claractl.platform.dicom.storage import fsync_dir
+
+log = logging.getLogger("claractl.dicom")
+
+SLOT = 4096
+SEGMENT_BYTES = 64 * 1024 * 1024           # default; DicomSettings.spool_segment_mb
+MAX_POOLED = 4                # reusable segments kept after checkpoints; more are deleted
+SUFFIX = ".spool"
+VERSION = 1
+_SEGMENT_HEADER = struct.Struct("<4sHHQ")                 # magic, version, reserved, epoch (+ CRC32)
+_RECORD_HEADER = struct.Struct("<4sHHQIQII")              # magic, version, reserved, epoch, meta len,
+#                                                           data len, CRC32 meta, CRC32 data
+_SEGMENT_MAGIC, _RECORD_MAGIC = b"CLSG", b"CLRS"
+
+
+def _libc_function(name: str, argtypes: tuple):
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = argtypes
+    return fn
+
+
+_syncfs = _libc_function("syncfs", (ctypes.c_int,))
+_copy_file_range = getattr(os, "copy_file_range", None)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush every dirty file of the file system holding `path` (all file systems without syncfs)."""
+    if _syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+
+
+def _align(n: int) -> int:
+    return (n + SLOT - 1) // SLOT * SLOT
+
+
+def _segment_header(epoch: int) -> bytes:
+    head = _SEGMENT_HEADER.pack(_SEGMENT_MAGIC, VERSION, 0, epoch)
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+class Refusal(Exception):
+    """Raised by a commit's `prepare` step: nothing is committed."""
+
+
+class SpoolRecord:
+    """One instance being appended: `write` fragments, then `commit(prepare)` or `abandon()`."""
+
+    def __init__(self, writer: SpoolWriter, offset: int) -> None:
+        self.writer = writer
+        self.offset = offset
+        self.size = 0
+        self.crc = 0
+
+    def write(self, data) -> None:
+        w = self.writer
+        pos = self.offset + SLOT + self.size
+        w.ensure(pos + len(data))
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(w.fd, view, pos)
+            view, pos = view[written:], pos + written
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+
+    def read(self, start: int, length: int) -> bytes:
+        """Bytes of this record's data (from the page cache, normally)."""
+        return os.pread(self.writer.fd, length, self.offset + SLOT + start)
+
+    def commit(self, prepare: Callable[[], dict]) -> dict:
+        """`prepare()` checks and returns the record's metadata; then the slot is written and the
+        record synced. Durable when this returns. If `prepare` raises, nothing is committed."""
+        w = self.writer
+        meta = prepare()
+        raw = json.dumps(meta, separators=(",", ":")).encode()
+        if _RECORD_HEADER.size + len(raw) > SLOT:
+            raise ValueError("spool record metadata larger than its slot")
+        slot = _RECORD_HEADER.pack(_RECORD_MAGIC, VERSION, 0, w.epoch, len(raw), self.size, zlib.crc32(raw),
+                                   self.crc) + raw
+        os.pwrite(w.fd, slot, self.offset)
+        os.fdatasync(w.fd)
+        w.end = self.offset + SLOT + _align(self.size)
+        return meta
+
+    def abandon(self) -> None:
+        """Nothing of it is valid; the next record reuses the space."""
+
+
+class SpoolWriter:
+    """The segment one association appends to (one thread; no locking on the write path)."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.fd = -1
+        self.path: Path | None = None
+        self.epoch = 0
+        self.end = 0          # where the next record starts
+        self.allocated = 0
+
+    def begin(self) -> SpoolRecord:
+        # A new segment when this one is nearly full, rather than growing into unwritten space.
+        if self.fd < 0 or self.end + SLOT * 2 > self.allocated:
+            self._next_segment()
+        return SpoolRecord(self, self.end)
+
+    def ensure(self, size: int) -> None:
+        if size > self.allocated:     # one record larger than the rest of the segment
+            grow = max(self.spool.segment_bytes, size - self.allocated)
+            os.posix_fallocate(self.fd, self.allocated, grow)
+            self.allocated += grow
+
+    def _next_segment(self) -> None:
+        self.close()
+        self.path, self.fd = self.spool.take_segment()
+        self.allocated = os.fstat(self.fd).st_size
+        self.epoch = time.time_ns()
+        self.end = SLOT
+        self.spool.opened(self.path)
+        try:
+            os.pwrite(self.fd, _segment_header(self.epoch), 0)
+            os.fdatasync(self.fd)
+        except OSError:
+            self.close()
+            raise
+
+    def publish(self, record: SpoolRecord, target: Path, done: Callable[[bool], None]) -> None:
+        """Copy a committed record's data to `target` in the background; then `done(ok)`."""
+        self.spool.publish(self.path, record.offset + SLOT, record.size, target, done)
+
+    def close(self) -> None:
+        """No more records: the segment is reused after the next checkpoint."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+            self.spool.closed(self.path)
+
+
+class Spool:
+    """The segments of all associations: reuse, background publishing, checkpoints, recovery."""
+
+    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.dir = directory
+        self.segment_bytes = segment_bytes
+        self._lock = threading.Lock()
+        self._pool: list[Path] = []               # checkpointed segments, free for reuse
+        self._outstanding: dict[Path, int] = {}   # segment in use → records not yet published
+        self._closing: set[Path] = set()          # no more records will come
+        self._pinned: set[Path] = set()           # a record could not be published: keep for recovery
+        self._done: list[Path] = []               # every record published; reusable after the next sync
+        self._publish_queue: queue.Queue = queue.Queue()
+        self._publisher: threading.Thread | None = None
+        self._names = iter(range(1, 1 << 62))
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._publisher = threading.Thread(target=self._publish_loop, name="dicom-spool-publisher", daemon=True)
+        self._publisher.start()
+
+    def stop(self) -> None:
+        """Write every queued file and stop the publisher (segments stay for the next start)."""
+        if self._publisher is None:
+            return
+        self._publish_queue.join()
+        self._publish_queue.put(None)
+        self._publisher.join(timeout=30)
+        self._publisher = None
+
+    def writer(self) -> SpoolWriter:
+        return SpoolWriter(self)
+
+    def take_segment(self) -> tuple[Path, int]:
+        with self._lock:
+            path = self._pool.pop() if self._pool else None
+        if path is not None:
+            return path, os.open(path, os.O_RDWR)
+        path = self.dir / f"{os.getpid()}-{time.time_ns()}-{next(self._names)}{SUFFIX}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, self.segment_bytes)
+            os.fsync(fd)         # size and extents now, so that a record's fdatasync has less to commit
+            fsync_dir(self.dir)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        return path, fd
+
+    def opened(self, path: Path) -> None:
+        with self._lock:
+            self._outstanding[path] = 0
+
+    def closed(self, path: Path) -> None:
+        with self._lock:
+            self._closing.add(path)
+            self._retire_if_done(path)
+
+    def _retire_if_done(self, path: Path) -> None:
+        if path in self._closing and not self._outstanding.get(path):
+            self._closing.discard(path)
+            self._outstanding.pop(path, None)
+            if path not in self._pinned:
+                self._done.append(path)
+
+    def retired_segments(self) -> int:
+        with self._lock:
+            return len(self._done)
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self, segment: Path, offset: int, length: int, target: Path, done: Callable[[bool], None]) -> None:
+        with self._lock:
+            self._outstanding[segment] += 1
+        self._publish_queue.put((segment, offset, length, target, done))
+
+    def _publish_loop(self) -> None:
+        try:    # copies can wait; on a small machine they must not slow down receiving
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
+        while True:
+            item = self._publish_queue.get()
+            if item is None:
+                self._publish_queue.task_done()
+                return
+            segment, offset, length, target, done = item
+            ok = True
+            try:
+                _copy(segment, offset, length, target)
+            except OSError as exc:
+                ok = False
+                log.error("DICOM spool: %s cannot be written (%s); the instance stays in the spool and is "
+                          "restored at the next start", target, exc)
+            with self._lock:
+                self._outstanding[segment] -= 1
+                if not ok:
+                    self._pinned.add(segment)
+                self._retire_if_done(segment)
+            try:
+                done(ok)
+            finally:
+                self._publish_queue.task_done()
+
+    # ------------------------------------------------------------------ checkpoint and recovery
+    def checkpoint(self, root: Path) -> None:
+        """Make every published file under `root` durable, then reuse the segments that are done."""
+        with self._lock:
+            done, self._done = self._done, []
+        sync_filesystem(root)
+        with self._lock:
+            keep = max(0, MAX_POOLED - len(self._pool))
+            self._pool.extend(done[:keep])
+        for path in done[keep:]:
+            path.unlink(missing_ok=True)
+
+    def recover(self, root: Path) -> int:
+        """Rewrite the files of valid records whose group is still open; delete all segments."""
+        segments = sorted(self.dir.glob(f"*{SUFFIX}")) if self.dir.exists() else []
+        records = []
+        for path in segments:
+            records.extend(read_records(path))
+        records.sort(key=lambda r: r[0].get("seq", 0))     # a later duplicate wins, as it did live
+        restored = 0
+        for meta, data in records:
+            target = root / meta["dir"] / meta["file"]
+            if not meta.get("publish", True) or not _inside(root, target) or not (target.parent / "group.json").exists():
+                continue        # the group was closed: its files went to a job after a checkpoint
+            with open(target, "wb") as f:
+                f.write(data)
+            restored += 1
+        if segments:
+            sync_filesystem(root)
+            log.info("DICOM spool: %d segment(s) replayed, %d instance file(s) restored", len(segments), restored)
+        for path in segments:
+            path.unlink(missing_ok=True)
+        return restored
+
+
+def _copy(segment: Path, offset: int, length: int, target: Path) -> None:
+    """`length` bytes of `segment` from `offset` into a new `target`, in the kernel where it can;
+    no sync: the record is the durable copy until a checkpoint."""
+    src = os.open(segment, os.O_RDONLY)
+    try:
+        dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            done = 0
+            while done < length:
+                if _copy_file_range is not None:
+                    n = _copy_file_range(src, dst, length - done, offset + done, done)
+                else:
+                    n = os.pwrite(dst, os.pread(src, min(length - done, 1 << 20), offset + done), done)
+                if n <= 0:
+                    raise OSError(f"short copy into {target}")
+                done += n
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return path.is_relative_to(root) and ".." not in path.relative_to(root).parts
+
+
+def read_records(path: Path) -> list[tuple[dict, bytes]]:
+    """Valid records of a segment's current epoch, in order."""
+    out = []
+    with open(path, "rb") as f:
+        head = f.read(_SEGMENT_HEADER.size + 4)
+        if len(head) < _SEGMENT_HEADER.size + 4:
+            return out
+        magic, version, _, epoch = _SEGMENT_HEADER.unpack_from(head)
+        if (magic != _SEGMENT_MAGIC or version != VERSION
+                or struct.unpack_from("<I", head, _SEGMENT_HEADER.size)[0] != zlib.crc32(head[:_SEGMENT_HEADER.size])):
+            return out          # never activated, or its header write was torn: no acknowledged record
+        offset = SLOT
+        while True:
+            f.seek(offset)
+            slot = f.read(SLOT)
+            if len(slot) < _RECORD_HEADER.size:
+                break
+            magic, version, _, rec_epoch, meta_len, data_len, crc_meta, crc_data = _RECORD_HEADER.unpack_from(slot)
+            if (magic != _RECORD_MAGIC or version != VERSION or rec_epoch != epoch
+                    or _RECORD_HEADER.size + meta_len > SLOT):
+                break
+            raw = slot[_RECORD_HEADER.size:_RECORD_HEADER.size + meta_len]
+            data = f.read(data_len)
+            if zlib.crc32(raw) != crc_meta or len(data) != data_len or zlib.crc32(data) != crc_data:
+                log.warning("DICOM spool %s: torn record at offset %d ignored (never acknowledged)", path.name, offset)
+                break
+            try:
+                meta = json.loads(raw)
+                str(meta["dir"]), str(meta["file"])
+            except (ValueError, KeyError, TypeError):
+                break
+            out.append((meta, data))
+            offset += SLOT + _align(data_len)
+    return out
