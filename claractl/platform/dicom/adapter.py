@@ -106,15 +106,16 @@ class DicomAdapter:
             self.export_agent.stop()
         with self._lock:
             server, self._server = self._server, None
-            if server is None:
-                return
-            server.stop()
-            self._stopping.set()
-            if self._closer is not None:
-                self._closer.join(timeout=30)
-            if self._audit_handler is not None:
-                audit.detach(self._audit_handler)
-                self._audit_handler = None
+        if server is None:
+            return
+        # Not under self._lock: the connection and closer threads take it on their way out.
+        server.stop()
+        self._stopping.set()
+        if self._closer is not None:
+            self._closer.join(timeout=30)
+        if self._audit_handler is not None:
+            audit.detach(self._audit_handler)
+            self._audit_handler = None
         self.spool.stop()
         self._checkpoint()
         # Open groups stay on disk; the next start rebuilds them (and replays what is left in the spool).

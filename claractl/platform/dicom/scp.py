@@ -254,6 +254,9 @@ class _Connection:
         except (ConnectionError, OSError) as exc:
             if self.pending is not None or self.assoc is None:
                 log.warning("DICOM connection from %s lost: %s", self.peer, exc)
+        except Exception:     # a bug of ours must cost this association only, never the SCP
+            log.exception("DICOM association from %s aborted by an internal error", self.peer)
+            self._send(_abort_pdu(0x00))
         finally:
             if self.pending is not None:
                 self.pending[2].discard()

@@ -13,9 +13,10 @@ copied from the record afterwards by a low-priority background thread, without a
     first slot that is not a valid record of the segment's epoch (torn, or left from the
     segment's previous use).
 
-`checkpoint(root)` makes every published file durable (`syncfs`), then keeps the segments whose
-records are all published for reuse (or deletes them); the adapter runs it before handing groups
-to jobs and every few seconds. `recover(root)` runs at start: it rewrites the file of every
+`checkpoint(root)` makes every published file durable (`syncfs`), then takes back the segments
+whose records are all published: their header is erased (so recovery never replays them) and
+they are kept for reuse, or deleted; the adapter runs it before handing groups to jobs and every
+few seconds. `recover(root)` runs at start: it rewrites the file of every
 valid record whose group directory still exists (a closed group's directory is gone, and its
 files were checkpointed before it closed), syncs, and deletes all segments.
 """
@@ -127,7 +128,11 @@ class SpoolRecord:
         slot = _RECORD_HEADER.pack(_RECORD_MAGIC, VERSION, 0, w.epoch, len(raw), self.size, zlib.crc32(raw),
                                    self.crc) + raw
         os.pwrite(w.fd, slot, self.offset)
-        os.fdatasync(w.fd)
+        try:
+            os.fdatasync(w.fd)
+        except OSError:
+            os.pwrite(w.fd, bytes(_RECORD_HEADER.size), self.offset)   # refused: must not be replayed
+            raise
         w.end = self.offset + SLOT + _align(self.size)
         return meta
 
@@ -296,9 +301,11 @@ class Spool:
         sync_filesystem(root)
         with self._lock:
             keep = max(0, MAX_POOLED - len(self._pool))
-            self._pool.extend(done[:keep])
         for path in done[keep:]:
             path.unlink(missing_ok=True)
+        pooled = [path for path in done[:keep] if _invalidate(path)]
+        with self._lock:
+            self._pool.extend(pooled)
 
     def recover(self, root: Path) -> int:
         """Rewrite the files of valid records whose group is still open; delete all segments."""
@@ -345,6 +352,23 @@ def _copy(segment: Path, offset: int, length: int, target: Path) -> None:
         os.close(src)
 
 
+def _invalidate(segment: Path) -> bool:
+    """Erase a retired segment's header (synced), so that recovery never replays its records: a
+    newer copy of an instance may be in a segment reused since. False if it could not be."""
+    try:
+        fd = os.open(segment, os.O_WRONLY)
+        try:
+            os.pwrite(fd, bytes(SLOT), 0)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        return True
+    except OSError as exc:
+        log.warning("DICOM spool: cannot reuse %s (%s); deleted", segment.name, exc)
+        segment.unlink(missing_ok=True)
+        return False
+
+
 def _inside(root: Path, path: Path) -> bool:
     return path.is_relative_to(root) and ".." not in path.relative_to(root).parts
 
@@ -353,6 +377,7 @@ def read_records(path: Path) -> list[tuple[dict, bytes]]:
     """Valid records of a segment's current epoch, in order."""
     out = []
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         head = f.read(_SEGMENT_HEADER.size + 4)
         if len(head) < _SEGMENT_HEADER.size + 4:
             return out
@@ -370,6 +395,8 @@ def read_records(path: Path) -> list[tuple[dict, bytes]]:
             if (magic != _RECORD_MAGIC or version != VERSION or rec_epoch != epoch
                     or _RECORD_HEADER.size + meta_len > SLOT):
                 break
+            if data_len > size - offset - SLOT:
+                break           # a damaged length: nothing valid can follow
             raw = slot[_RECORD_HEADER.size:_RECORD_HEADER.size + meta_len]
             data = f.read(data_len)
             if zlib.crc32(raw) != crc_meta or len(data) != data_len or zlib.crc32(data) != crc_data:
