@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +36,15 @@ def dcmtk(tool: str, *args: str, timeout: float = 120, check: bool = False) -> s
                           timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{tool} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return proc
+
+
+def start_scp(config) -> subprocess.Popen:
+    """The adapter as its own process (`python -m claractl.platform.dicom`), for kill -9 tests."""
+    proc = subprocess.Popen([sys.executable, "-m", "claractl.platform.dicom", "--state-dir", str(config.root),
+                             "--no-export"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("listening"), line
     return proc
 
 

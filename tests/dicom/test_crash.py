@@ -5,20 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 
 import pydicom
 
 from claractl.platform.store.models import AETitle
-from tests.dicom.conftest import CALLED_AE, DCMTK, PEER_ENV, dataset_bytes, dcmtk, jobs, wait_for
+from tests.dicom.conftest import start_scp, CALLED_AE, DCMTK, PEER_ENV, dataset_bytes, dcmtk, jobs, wait_for
 
-
-def _start_scp(config) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "claractl.platform.dicom", "--state-dir", str(config.root),
-                             "--no-export"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("listening"), line
-    return proc
 
 
 def test_kill_9_mid_series_then_rest_gives_one_complete_job(platform, ct200):
@@ -26,7 +18,7 @@ def test_kill_9_mid_series_then_rest_gives_one_complete_job(platform, ct200):
     with store.session() as s:
         s.get(AETitle, CALLED_AE).timeout = 3.0
     config.save()
-    scp = _start_scp(config)
+    scp = start_scp(config)
     sender = subprocess.Popen([str(DCMTK / "storescu"), "-aec", CALLED_AE, "+sd", "127.0.0.1",
                                str(config.dicom.port), str(ct200[0].parent)], env=PEER_ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -42,7 +34,7 @@ def test_kill_9_mid_series_then_rest_gives_one_complete_job(platform, ct200):
     assert 20 <= len(stored_before) < 200
     assert jobs(store) == []
 
-    scp = _start_scp(config)
+    scp = start_scp(config)
     try:
         assert not list(config.dicom_dir.rglob("*.part"))       # crash leftovers removed on start
         uids = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: p for p in ct200}

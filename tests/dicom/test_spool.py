@@ -13,8 +13,6 @@ import random
 import shutil
 import signal
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from claractl.platform.dicom.adapter import SPOOL_DIR
 from claractl.platform.dicom.groups import GroupManager
 from claractl.platform.dicom.spool import MAX_POOLED, SLOT, SUFFIX, Refusal, Spool, read_records
 from claractl.platform.store.models import AETitle
-from tests.dicom.conftest import CALLED_AE, dataset_bytes, dcmtk, jobs, wait_for
+from tests.dicom.conftest import start_scp, CALLED_AE, dataset_bytes, dcmtk, jobs, wait_for
 
 SEGMENT = 64 * 1024
 # Byte offsets inside a record slot (spool._RECORD_HEADER "<4sHHQIQII").
@@ -444,13 +442,6 @@ def test_recover_does_not_replay_an_older_duplicate_from_a_pooled_segment(dicom_
 
 # ---------------------------------------------------------------------------------------- end to end
 
-def _start_scp(config) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "claractl.platform.dicom", "--state-dir", str(config.root),
-                             "--no-export"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("listening"), line
-    return proc
-
 
 def _all_records(spool_dir: Path) -> dict[str, bytes]:
     return {meta["file"]: data for seg in _segments(spool_dir) for meta, data in read_records(seg)}
@@ -466,7 +457,7 @@ def test_kill_9_acknowledged_instances_come_back_from_the_spool_and_make_one_job
         s.get(AETitle, CALLED_AE).timeout = 60.0
     config.save()
     spool_dir = config.dicom_dir / SPOOL_DIR
-    scp = _start_scp(config)
+    scp = start_scp(config)
     try:
         ae = AE(ae_title="CLARATEST")
         ae.add_requested_context(CTImageStorage)
@@ -495,7 +486,7 @@ def test_kill_9_acknowledged_instances_come_back_from_the_spool_and_make_one_job
 
     with store.session() as s:
         s.get(AETitle, CALLED_AE).timeout = 1.0
-    scp = _start_scp(config)
+    scp = start_scp(config)
     try:
         assert {p.name: p.read_bytes() for p in group_dir.glob("*.dcm")} == published
         assert not any(p.exists() for p in old_segments)
