@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from claractl.plan import compute_plan  # noqa: E402
-from claractl.platform import server  # noqa: E402
+from claractl.platform import process  # noqa: E402
 from claractl.project import load_project  # noqa: E402
 from claractl.targets import execute, get_target, make_plan  # noqa: E402
 
@@ -115,7 +115,7 @@ def bench_size(root: Path, n: int, ports: dict[str, int]) -> None:
     # Remove them so the next size starts from an empty platform.
     result = execute(target, make_plan(target, destroy=True), parallelism=10)
     assert result.ok, result.failed
-    server.start_background(str(target.state_dir))
+    process.start_background(str(target.state_dir))
 
 
 def bench_apply(root: Path, n: int, ports: dict[str, int]) -> None:
@@ -130,7 +130,7 @@ def bench_apply(root: Path, n: int, ports: dict[str, int]) -> None:
     raw = time.perf_counter() - t
     print(f"baseline: {n} sequential PUT /sources through PlatformClient: {raw:6.2f} s ({n / raw:6.0f} obj/s)", flush=True)
     execute(target, make_plan(target, destroy=True), parallelism=10)
-    server.start_background(str(target.state_dir))
+    process.start_background(str(target.state_dir))
     for parallelism in (1, 10):
         path = write_project(root, n, ports, prefix=f"x{parallelism}")
         target = get_target(load_project(path))
@@ -141,7 +141,7 @@ def bench_apply(root: Path, n: int, ports: dict[str, int]) -> None:
         print(f"apply {creates} new objects at parallelism {parallelism:>2}: {took:6.2f} s "
               f"({creates / took:6.0f} obj/s)", flush=True)
         execute(target, make_plan(target, destroy=True), parallelism=10)
-        server.start_background(str(target.state_dir))
+        process.start_background(str(target.state_dir))
 
 
 def main() -> None:
@@ -158,7 +158,7 @@ def main() -> None:
             if args.apply_size:
                 bench_apply(root, args.apply_size, ports)
         finally:
-            server.stop_background(str(root / ".clara"))
+            process.stop_background(str(root / ".clara"))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ import typer
 from rich.table import Table
 
 from claractl.cli import console as cli_console
-from claractl.platform import server
+from claractl.platform import process
 from claractl.platform.config import DEFAULT_STATE_DIR
+from claractl.platform.server import PlatformError
 
 platform_app = typer.Typer(help="Run the platform (API, engine, DICOM adapter, inference) on this machine.",
                            no_args_is_help=True)
@@ -67,8 +68,8 @@ def serve(
     import logging
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     try:
-        server.serve(state_dir, config)
-    except server.PlatformError as exc:
+        process.serve(state_dir, config)
+    except PlatformError as exc:
         _fail(str(exc))
 
 
@@ -81,8 +82,8 @@ def start(
 ) -> None:
     """Start the platform in the background and wait until it is ready; print its endpoints."""
     try:
-        status = server.start_background(state_dir, config, timeout=timeout)
-    except server.PlatformError as exc:
+        status = process.start_background(state_dir, config, timeout=timeout)
+    except PlatformError as exc:
         _fail(str(exc))
     if output is Output.text and status.get("already_running"):
         cli_console.console.print("the platform was already running")
@@ -95,7 +96,7 @@ def stop(
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds of graceful shutdown before it is killed."),
 ) -> None:
     """Stop the background platform: SIGTERM, then SIGKILL after --timeout."""
-    result = server.stop_background(state_dir, timeout=timeout)
+    result = process.stop_background(state_dir, timeout=timeout)
     if not result["was_running"]:
         cli_console.console.print("the platform is not running")
     elif result["killed"]:
@@ -107,7 +108,7 @@ def stop(
 @platform_app.command()
 def status(state_dir: str = StateDir, output: Output = typer.Option(Output.text, "-o", "--output")) -> None:
     """Show whether the platform runs, its health per component, and its endpoints (exit 1 when stopped)."""
-    st = server.platform_status(state_dir)
+    st = process.platform_status(state_dir)
     _print_status(st, output)
     raise typer.Exit(0 if st["running"] else 1)
 
@@ -119,10 +120,10 @@ def logs(
     follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines until Ctrl-C."),
 ) -> None:
     """Print the platform's log (<state-dir>/logs/platform.log)."""
-    path = server.log_file(state_dir)
+    path = process.log_file(state_dir)
     if not path.exists():
         _fail(f"no platform log at {path}; the platform was never started with this state dir")
-    typer.echo(server.tail(path, lines))
+    typer.echo(process.tail(path, lines))
     if follow:
         with open(path, "rb") as fh:
             fh.seek(0, 2)

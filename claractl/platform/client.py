@@ -61,7 +61,7 @@ class PlatformClient:
     def for_state_dir(cls, state_dir: str | os.PathLike[str] = ".clara", **kw: Any) -> "PlatformClient":
         from claractl.platform.api.auth import read_token
         from claractl.platform.config import PlatformConfig
-        from claractl.platform.server import running_config
+        from claractl.platform.process import running_config
         config = running_config(state_dir)
         token = read_token(PlatformConfig.load(state_dir))   # the runtime copy has it redacted
         return cls(config.api_url, token=token, **kw)

@@ -280,34 +280,35 @@ class LocalTarget(PlatformObjects, Target):
 
 
 class _PlatformProcess:
-    """Glue to the platform runtime's background process management (claractl.platform.server)."""
+    """Glue to the platform runtime's background process management (claractl.platform.process)."""
 
     @staticmethod
     def is_running(state_dir: Path) -> bool:
-        from claractl.platform import server
+        from claractl.platform import process
 
-        return server.is_running(state_dir)
+        return process.is_running(state_dir)
 
     @staticmethod
     def start(state_dir: Path, timeout: float) -> None:
-        from claractl.platform import server
+        from claractl.platform import process
+        from claractl.platform.server import PlatformError
 
         try:
-            server.start_background(str(state_dir), timeout=timeout)
-        except server.PlatformError as exc:
+            process.start_background(str(state_dir), timeout=timeout)
+        except PlatformError as exc:
             raise TargetError(f"cannot start the local platform: {exc}") from None
 
     @staticmethod
     def stop(state_dir: Path) -> None:
-        from claractl.platform import server
+        from claractl.platform import process
 
-        server.stop_background(str(state_dir))
+        process.stop_background(str(state_dir))
 
     @staticmethod
     def token(state_dir: Path) -> str | None:
-        from claractl.platform import server
+        from claractl.platform import process
 
-        return server.api_token(str(state_dir))
+        return process.api_token(str(state_dir))
 
     @classmethod
     def reload(cls, state_dir: Path, client: PlatformClient, timeout: float) -> dict:

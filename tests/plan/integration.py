@@ -45,8 +45,8 @@ class Env:
         return result
 
     def stop(self) -> None:
-        from claractl.platform import server
-        server.stop_background(str(self.root / ".clara"))
+        from claractl.platform import process
+        process.stop_background(str(self.root / ".clara"))
 
 
 def make_env(root: Path) -> Env:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from claractl.platform.client import PlatformClient
-from claractl.platform.server import read_pid
+from claractl.platform.process import read_pid
 from tests.plan.integration import free_ports, make_env
 
 WAIT_FOR = Path(__file__).parents[1] / "platform" / "operators" / "wait_for.py"

@@ -13,8 +13,9 @@ import httpx
 import psutil
 import pytest
 
-from claractl.platform import server
+from claractl.platform import process
 from claractl.platform.client import ApiError, PlatformClient
+from claractl.platform.server import PlatformError
 from platform_helpers import alive, make_config, single_op_pipeline
 
 
@@ -25,22 +26,22 @@ def background(tmp_path):
     config.save()
     state = str(config.root)
     yield config
-    server.stop_background(state, timeout=10)
+    process.stop_background(state, timeout=10)
 
 
 def kill9(state: str) -> None:
-    pid = server.read_pid(state)
+    pid = process.read_pid(state)
     os.kill(pid, signal.SIGKILL)
     psutil.Process(pid).wait(10) if psutil.pid_exists(pid) else None
     deadline = time.time() + 10
-    while server.is_running(state) and time.time() < deadline:
+    while process.is_running(state) and time.time() < deadline:
         time.sleep(0.05)
-    assert not server.is_running(state)
+    assert not process.is_running(state)
 
 
 def test_kill9_during_a_job_then_restart_reruns_it_and_runs_the_queue(background, tmp_path):
     state = str(background.root)
-    status = server.start_background(state, timeout=60)
+    status = process.start_background(state, timeout=60)
     assert status["ready"] and not status["already_running"]
     c = PlatformClient(background.api_url)
     order, release = tmp_path / "order", tmp_path / "release"
@@ -62,7 +63,7 @@ def test_kill9_during_a_job_then_restart_reruns_it_and_runs_the_queue(background
                 if (p.info["environ"] or {}).get("NVIDIA_CLARA_JOB_ID") == running["id"]]
     assert leftover, "the operator outlives the platform (own session): recovery must deal with it"
 
-    server.start_background(state, timeout=60)
+    process.start_background(state, timeout=60)
     assert alive(leftover) == [], "recovery kills the crashed run's operator"
     release.touch()
     first = c.wait_for_job(running["id"], 60)
@@ -76,7 +77,7 @@ def test_kill9_during_a_job_then_restart_reruns_it_and_runs_the_queue(background
 
 def test_kill9_during_an_upload_leaves_no_partial_file(background, tmp_path):
     state = str(background.root)
-    server.start_background(state, timeout=60)
+    process.start_background(state, timeout=60)
     c = PlatformClient(background.api_url)
     payload = c.create_payload()
     c.upload_payload_file(payload["id"], "input/done.bin", b"complete" * 1000)
@@ -107,7 +108,7 @@ def test_kill9_during_an_upload_leaves_no_partial_file(background, tmp_path):
     t.join(35)
     assert not (payload_dir / "input/partial.bin").exists()
 
-    server.start_background(state, timeout=60)
+    process.start_background(state, timeout=60)
     assert list(payload_dir.rglob(".upload-*")) == []
     assert c.list_payload_files(payload["id"]) == [{"path": "input/done.bin", "size": 8000}]
     c.upload_payload_file(payload["id"], "input/partial.bin", b"again")
@@ -117,22 +118,22 @@ def test_kill9_during_an_upload_leaves_no_partial_file(background, tmp_path):
 
 def test_second_platform_on_the_same_state_dir_is_refused(background):
     state = str(background.root)
-    server.start_background(state, timeout=60)
-    again = server.start_background(state, timeout=5)
+    process.start_background(state, timeout=60)
+    again = process.start_background(state, timeout=5)
     assert again["already_running"] is True
-    with pytest.raises(server.PlatformError) as err:
-        server.serve(state)
-    assert "already running on state dir" in str(err.value) and str(server.read_pid(state)) in str(err.value)
-    stopped = server.stop_background(state, timeout=20)
+    with pytest.raises(PlatformError) as err:
+        process.serve(state)
+    assert "already running on state dir" in str(err.value) and str(process.read_pid(state)) in str(err.value)
+    stopped = process.stop_background(state, timeout=20)
     assert stopped == {"was_running": True, "pid": stopped["pid"], "killed": False}
-    assert not server.is_running(state)
+    assert not process.is_running(state)
     with pytest.raises(ApiError):
         PlatformClient(background.api_url).health_live()
 
 
 def test_graceful_stop_requeues_the_running_job_without_counting_an_attempt(background, tmp_path):
     state = str(background.root)
-    server.start_background(state, timeout=60)
+    process.start_background(state, timeout=60)
     c = PlatformClient.for_state_dir(state)
     pid_file = tmp_path / "pids"
     c.put_pipeline("sleepy", single_op_pipeline("sleepy", "spawn_and_sleep.py", [str(pid_file)]))
@@ -142,9 +143,9 @@ def test_graceful_stop_requeues_the_running_job_without_counting_an_attempt(back
     while not (pid_file.exists() and len(pid_file.read_text().split()) >= 3) and time.time() < deadline:
         time.sleep(0.05)
     pids = [int(x) for x in pid_file.read_text().split()]
-    assert server.stop_background(state, timeout=30)["killed"] is False
+    assert process.stop_background(state, timeout=30)["killed"] is False
     assert alive(pids) == []
-    server.start_background(state, timeout=60)      # the job runs again (and is canceled here)
+    process.start_background(state, timeout=60)      # the job runs again (and is canceled here)
     again = c.get_job(job["id"])
     assert again["attempts"] == 1 and again["state"] in ("PENDING", "RUNNING")
     assert "re-queued: the platform stopped" in (again["message"] or "") or again["state"] == "RUNNING"
