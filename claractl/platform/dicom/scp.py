@@ -78,7 +78,6 @@ class StoreRequest:
     sop_class_uid: str
     sop_instance_uid: str
     transfer_syntax: UID
-    abstract_syntax: str
 
 
 class StoreSink(Protocol):
@@ -180,8 +179,8 @@ def _supported_contexts(storage_uids: list[str], transfer_syntaxes: list[str]) -
 
 
 def build_accept(rq: A_ASSOCIATE, supported: list[PresentationContext], max_pdu: int
-                 ) -> tuple[bytes, dict[int, tuple[str, UID]], int]:
-    """A-ASSOCIATE-AC bytes, accepted contexts {id: (abstract syntax, transfer syntax)}, peer max PDU."""
+                 ) -> tuple[bytes, dict[int, UID], int]:
+    """A-ASSOCIATE-AC bytes, accepted contexts {id: transfer syntax}, the peer's max PDU."""
     peer_max, roles, async_ops = 0, {}, None
     for item in rq.user_information:
         if isinstance(item, MaximumLengthNotification):
@@ -212,8 +211,7 @@ def build_accept(rq: A_ASSOCIATE, supported: list[PresentationContext], max_pdu:
     ac.user_information = user_info
     pdu = A_ASSOCIATE_AC()
     pdu.from_primitive(ac)
-    accepted = {int(cx.context_id): (str(cx.abstract_syntax), UID(cx.transfer_syntax[0]))
-                for cx in results if cx.result == 0x00}
+    accepted = {int(cx.context_id): UID(cx.transfer_syntax[0]) for cx in results if cx.result == 0x00}
     return pdu.encode(), accepted, peer_max
 
 
@@ -226,7 +224,7 @@ class _Connection:
         self.buffer = bytearray(scp.max_pdu)
         self.view = memoryview(self.buffer)
         self.assoc: Association | None = None
-        self.contexts: dict[int, tuple[str, UID]] = {}
+        self.contexts: dict[int, UID] = {}
         self.peer_max = 0
         self.command = bytearray()
         self.pending: tuple[int, StoreRequest, StoreSink] | None = None   # (context, request, sink)
@@ -366,14 +364,13 @@ class _Connection:
         cmd = decode_command(self.command)
         self.command = bytearray()
         field, message_id = _command_us(cmd, 0x0100), _command_us(cmd, 0x0110)
-        abstract, transfer_syntax = self.contexts[context_id]
+        transfer_syntax = self.contexts[context_id]
         if field == C_ECHO_RQ:
             self._respond(context_id, encode_response(C_ECHO_RSP, message_id, _command_ui(cmd, 0x0002), 0x0000))
             return
         if field != C_STORE_RQ:
             raise ProtocolError(f"DIMSE command 0x{field:04X} is not supported here", UNEXPECTED_PDU)
-        request = StoreRequest(message_id, _command_ui(cmd, 0x0002), _command_ui(cmd, 0x1000), transfer_syntax,
-                               abstract)
+        request = StoreRequest(message_id, _command_ui(cmd, 0x0002), _command_ui(cmd, 0x1000), transfer_syntax)
         if _command_us(cmd, 0x0800) == NO_DATASET:
             raise ProtocolError("C-STORE-RQ without a dataset", INVALID_PARAMETER)
         self.pending = (context_id, request, self.scp.handler.begin_store(self.assoc, request))

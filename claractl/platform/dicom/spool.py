@@ -89,10 +89,6 @@ def _segment_header(epoch: int) -> bytes:
     return head + struct.pack("<I", zlib.crc32(head))
 
 
-class Refusal(Exception):
-    """Raised by a commit's `prepare` step: nothing is committed."""
-
-
 class SpoolRecord:
     """One instance being appended: `write` fragments, then `commit(prepare)` or `abandon()`."""
 
