@@ -22,9 +22,10 @@ from pynetdicom.presentation import AllStoragePresentationContexts
 from claractl.platform.config import PlatformConfig
 from claractl.platform.dicom import audit
 from claractl.platform.dicom.access import AccessControl
+from claractl.platform.dicom.dataset_check import OUT_OF_RESOURCES, SUCCESS
 from claractl.platform.dicom.groups import GroupManager
 from claractl.platform.dicom.handoff import close_group
-from claractl.platform.dicom.incoming import OUT_OF_RESOURCES, SUCCESS, IncomingInstance
+from claractl.platform.dicom.incoming import IncomingInstance
 from claractl.platform.dicom.scp import Association, StoreRequest, StoreSCP
 from claractl.platform.dicom.spool import Spool, SpoolWriter
 from claractl.platform.dicom.transfer_syntaxes import STORAGE_TRANSFER_SYNTAXES
