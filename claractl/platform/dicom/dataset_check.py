@@ -1,16 +1,19 @@
 """Is a received dataset acceptable? Structure and identity, checked without touching pixel data.
 
-    checked = check_dataset(dataset_bytes, request, group_by_tag)   # or raises Refused(status, why)
+    checked = check_dataset(fp, length, request, group_by_tag)   # or raises Refused(status, why)
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from io import BytesIO
+from typing import BinaryIO
 
 from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
 from pydicom.valuerep import VR
 from pynetdicom.dsutils import decode
 
@@ -22,6 +25,8 @@ OUT_OF_RESOURCES = 0xA700
 DATASET_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC210
 PROCESSING_FAILURE = 0x0110
+
+PIXEL_DATA = 0x7FE00010
 
 
 class Refused(Exception):
@@ -94,10 +99,6 @@ class Checked:
     info: tuple[str, str, str, str]    # SOP Instance UID, patient ID, study UID, series UID
 
 
-def _parse(data, ts) -> Dataset:
-    return decode(BytesIO(data), ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
-
-
 def _read_values(ds: Dataset, request: StoreRequest, group_by: int) -> Checked:
     why = mismatch(ds, request)
     if why:
@@ -114,14 +115,52 @@ def _read_values(ds: Dataset, request: StoreRequest, group_by: int) -> Checked:
     return Checked(key, info)
 
 
-def check_dataset(data: bytes | bytearray, request: StoreRequest, group_by: int) -> Checked:
-    """Check a complete dataset; Refused with the C-STORE status if it is not acceptable."""
+def _at_pixel_data(tag, vr, length) -> bool:
+    return tag == PIXEL_DATA
+
+
+def check_dataset(fp: BinaryIO, length: int, request: StoreRequest, group_by: int) -> Checked:
+    """Check the `length` bytes of a dataset readable from `fp` (positioned at its start).
+
+    Refused with the C-STORE status if it is not acceptable. Pixel data is not read when it
+    has a defined length: its header must say it ends exactly where the dataset does (or the
+    elements after it are read and checked too).
+    """
     ts = request.transfer_syntax
     try:
-        ds = _parse(data, ts)
-        if not ts.is_deflated:
-            check_complete(ds, len(data))
-        check_structure(ds)
+        if ts.is_deflated:
+            ds = decode(BytesIO(fp.read(length)), False, True, True)
+            check_structure(ds)
+        else:
+            ds = read_dataset(fp, ts.is_implicit_VR, ts.is_little_endian, stop_when=_at_pixel_data)
+            check_structure(ds)
+            if fp.tell() < length:
+                _check_from_pixel_data(fp, length, ts)
+            else:
+                check_complete(ds, length)
     except Exception as exc:
         raise Refused(CANNOT_UNDERSTAND, f"dataset cannot be parsed: {exc}") from None
     return _read_values(ds, request, group_by)
+
+
+def _check_from_pixel_data(fp: BinaryIO, length: int, ts) -> None:
+    """The pixel data element and anything after it: skipped when its header shows it ends the
+    dataset exactly, else read and checked like the rest."""
+    start = fp.tell()
+    endian = "<" if ts.is_little_endian else ">"
+    if ts.is_implicit_VR:
+        header = fp.read(8)
+        value_length = struct.unpack(endian + "I", header[4:8])[0] if len(header) == 8 else None
+        vr_ok = True
+    else:
+        header = fp.read(12)
+        value_length = struct.unpack(endian + "I", header[8:12])[0] if len(header) == 12 else None
+        vr_ok = header[4:6] in (b"OB", b"OW")
+    if (vr_ok and value_length is not None and value_length != 0xFFFFFFFF and value_length % 2 == 0
+            and start + len(header) + value_length == length):
+        return
+    fp.seek(start)                    # unusual: encapsulated, trailing elements, or broken
+    rest = fp.read(length - start)
+    ds = read_dataset(BytesIO(rest), ts.is_implicit_VR, ts.is_little_endian)
+    check_complete(ds, len(rest))
+    check_structure(ds)

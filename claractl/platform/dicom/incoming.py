@@ -97,12 +97,11 @@ class IncomingInstance:
         self.on_done(status, self.size)
         return status, why
 
-    def _read_dataset(self) -> bytes:
-        return self.record.read(self.header_len, self.size)     # from the page cache
 
     def _prepare(self) -> dict:
         """Checks and group choice; the spool record's metadata. Raises Refused."""
-        checked = check_dataset(self._read_dataset(), self.request, self.ae.group_by)
+        with self.record.reader(self.header_len) as dataset:      # read back from the page cache
+            checked = check_dataset(dataset, self.size, self.request, self.ae.group_by)
         self._check_room(self.size)
         assoc = self.assoc
         try:

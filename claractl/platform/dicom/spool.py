@@ -24,6 +24,7 @@ files were checkpointed before it closed), syncs, and deletes all segments.
 from __future__ import annotations
 
 import ctypes
+import io
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from claractl.platform.dicom.storage import fsync_dir
 
@@ -109,9 +110,10 @@ class SpoolRecord:
         self.crc = zlib.crc32(data, self.crc)
         self.size += len(data)
 
-    def read(self, start: int, length: int) -> bytes:
-        """Bytes of this record's data (from the page cache, normally)."""
-        return os.pread(self.writer.fd, length, self.offset + SLOT + start)
+    def reader(self, start: int = 0) -> BinaryIO:
+        """A seekable reader of this record's data from `start` on (from the page cache, normally)."""
+        base = self.offset + SLOT + start
+        return io.BufferedReader(_Window(self.writer.fd, base, base + self.size - start), 64 * 1024)
 
     def commit(self, prepare: Callable[[], dict]) -> dict:
         """`prepare()` checks and returns the record's metadata; then the slot is written and the
@@ -346,6 +348,35 @@ def _copy(segment: Path, offset: int, length: int, target: Path) -> None:
             os.close(dst)
     finally:
         os.close(src)
+
+
+class _Window(io.RawIOBase):
+    """Read-only view of [start, end) of an open file, by pread: no shared file position."""
+
+    def __init__(self, fd: int, start: int, end: int) -> None:
+        self.fd, self.start, self.end, self.pos = fd, start, end, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = max(0, min(len(buffer), self.end - self.start - self.pos))
+        if not n:
+            return 0
+        got = os.preadv(self.fd, [memoryview(buffer)[:n]], self.start + self.pos)
+        self.pos += got
+        return got
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.end - self.start}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
 
 
 def _invalidate(segment: Path) -> bool:
