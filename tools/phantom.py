@@ -33,8 +33,6 @@ HU_LIVER, HU_SPLEEN, HU_KIDNEY = 60.0, 50.0, 30.0
 HU_PERIRENAL_FAT, HU_BONE, HU_DISC = -90.0, 700.0, 80.0
 HU_ORGAN_FAT = -80.0  # thin fat plane around liver and spleen
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-
 
 @dataclass
 class Phantom:
@@ -174,14 +172,8 @@ def write_dicom_series(
     series_uid: str | None = None,
 ) -> list[Path]:
     """Write the phantom as one axial CT series (one file per slice, Explicit VR Little Endian)."""
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+    from claractl.platform.dicom.synthetic import write_ct_series
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    study_uid = study_uid or generate_uid()
-    series_uid = series_uid or generate_uid()
-    frame_uid = generate_uid()
     now = _dt.datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     sx, sy, sz = phantom.spacing
@@ -189,45 +181,33 @@ def write_dicom_series(
     if stored.min() < -32768 or stored.max() > 32767:
         raise ValueError("rescale slope/intercept push stored values out of int16 range")
     stored = stored.astype(np.int16)
-    paths = []
-    for k in range(phantom.hu.shape[2]):
-        sop_uid = generate_uid()
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        path = out / f"CT{k + 1:04d}.dcm"
-        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = CT_IMAGE_STORAGE
-        ds.SOPInstanceUID = sop_uid
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
-        ds.PatientName, ds.PatientID = f"Phantom^{phantom.seed}", patient_id
-        ds.PatientBirthDate, ds.PatientSex = "", "O"
-        ds.StudyDate = ds.SeriesDate = ds.ContentDate = date
-        ds.StudyTime = ds.SeriesTime = ds.ContentTime = time
-        ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName = "1", f"PH{phantom.seed}", ""
-        ds.Modality, ds.Manufacturer, ds.SeriesNumber, ds.InstanceNumber = "CT", "claractl phantom", 1, k + 1
-        ds.SeriesDescription = f"Synthetic abdomen phantom seed {phantom.seed}"
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.PositionReferenceIndicator = ""
-        ds.KVP = 120
-        ds.PatientPosition = "HFS"
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    series = {
+        "PatientName": f"Phantom^{phantom.seed}", "PatientID": patient_id,
+        "PatientBirthDate": "", "PatientSex": "O",
+        "StudyDate": date, "SeriesDate": date, "ContentDate": date,
+        "StudyTime": time, "SeriesTime": time, "ContentTime": time,
+        "StudyID": "1", "AccessionNumber": f"PH{phantom.seed}", "ReferringPhysicianName": "",
+        "Manufacturer": "claractl phantom", "SeriesNumber": 1,
+        "SeriesDescription": f"Synthetic abdomen phantom seed {phantom.seed}",
+        "PositionReferenceIndicator": "", "KVP": 120, "PatientPosition": "HFS",
+        "PixelSpacing": [f"{sy:.6g}", f"{sx:.6g}"],  # row spacing (y), column spacing (x)
+        "SliceThickness": f"{sz:.6g}",
+        "RescaleSlope": f"{rescale_slope:g}", "RescaleIntercept": f"{rescale_intercept:g}", "RescaleType": "HU",
+        "WindowCenter": 40, "WindowWidth": 400,
+    }
+
+    def axial(k: int) -> tuple[str, np.ndarray, dict]:
         position = (phantom.origin[0], phantom.origin[1], phantom.origin[2] + k * sz)
-        ds.ImagePositionPatient = [f"{v:.4f}" for v in position]
-        ds.SliceLocation = f"{position[2]:.4f}"
-        ds.PixelSpacing = [f"{sy:.6g}", f"{sx:.6g}"]  # row spacing (y), column spacing (x)
-        ds.SliceThickness = f"{sz:.6g}"
-        ds.Rows, ds.Columns = phantom.hu.shape[1], phantom.hu.shape[0]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = f"{rescale_slope:g}", f"{rescale_intercept:g}", "HU"
-        ds.WindowCenter, ds.WindowWidth = 40, 400
-        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()  # rows × columns
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
+        attributes = {
+            **series,
+            "InstanceNumber": k + 1,
+            "ImagePositionPatient": [f"{v:.4f}" for v in position],
+            "SliceLocation": f"{position[2]:.4f}",
+        }
+        return f"CT{k + 1:04d}.dcm", stored[:, :, k].T, attributes  # rows × columns
+
+    slices = (axial(k) for k in range(phantom.hu.shape[2]))
+    return write_ct_series(out_dir, slices, study_uid=study_uid, series_uid=series_uid)
 
 
 def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | Path) -> Path:
