@@ -64,6 +64,11 @@ class Engine:
     # -- component interface -------------------------------------------------------------------
     def start(self) -> None:
         self.recovered = recover(self.store, self.config)
+        # Executors with state outside this process (kubernetes: operator Jobs) clean up what a
+        # crash left before anything is admitted, so re-runs start from a clean slate.
+        after_recovery = getattr(self.executor, "after_recovery", None)
+        if after_recovery is not None:
+            self.recovered["leftover_jobs_deleted"] = len(after_recovery(self.store))
         self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
         self._thread.start()

@@ -7,7 +7,8 @@ uses, mounted with `subPath` at the operator's PDL paths (inputs read-only), the
 /payload. Environment as for the local executor (NVIDIA_CLARA_*, Triton URIs); `requests` become
 resource requests and limits (cpu cores, memory MB → Mi, gpu → nvidia.com/gpu). The pod's log is
 copied into the operator log when the Job ends; cancel and timeout delete the Job (background
-propagation: its pods go too).
+propagation: its pods go too). At engine start, after recovery, the Jobs a crashed platform left
+are deleted (kubernetes_leftovers.py).
 
 Settings (from the platform Deployment's environment): CLARA_K8S_NAMESPACE,
 CLARA_K8S_DATA_CLAIM, CLARA_K8S_OPERATOR_IMAGE (the image for bundled `claractl/<name>` and
@@ -18,6 +19,7 @@ the state dir).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -28,13 +30,17 @@ from typing import Any
 
 from claractl.platform.config import PlatformConfig
 from claractl.platform.engine.executor import BUNDLED_PREFIX, ExecutorError, OperatorSpec, operator_env
+from claractl.platform.store import Store
 from claractl.targets.kubernetes.client import KINDS, Rest, load_api_client
 from claractl.targets.kubernetes.errors import KubeError
 
+log = logging.getLogger("claractl.engine")
 JOB, POD = KINDS["Job"], KINDS["Pod"]
 PAYLOAD_MOUNT = "/payload"
 JOB_ID_LABEL = "claractl.dev/job-id"
 OPERATOR_LABEL = "claractl.dev/operator"
+# On every operator Job (with the two above); recovery finds a crashed platform's Jobs by them.
+OPERATOR_LABELS = {"app.kubernetes.io/name": "clara-operator", "app.kubernetes.io/managed-by": "claractl-platform"}
 POLL = 1.0
 
 
@@ -132,8 +138,7 @@ class KubernetesExecutor:
                    for pdl, host in spec.io.inputs.items()]
         mounts += [{"name": "payload", "mountPath": pdl, "subPath": self._sub_path(host)}
                    for pdl, host in spec.io.outputs.items()]
-        labels = {"app.kubernetes.io/name": "clara-operator", "app.kubernetes.io/managed-by": "claractl-platform",
-                  JOB_ID_LABEL: label_value(spec.job_id), OPERATOR_LABEL: label_value(op["name"])}
+        labels = {**OPERATOR_LABELS, JOB_ID_LABEL: label_value(spec.job_id), OPERATOR_LABEL: label_value(op["name"])}
         container: dict[str, Any] = {
             "name": "operator", "image": self.image(op),
             "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
@@ -165,6 +170,17 @@ class KubernetesExecutor:
             "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": 3600,
                      "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
         }
+
+    def after_recovery(self, store: Store) -> list[str]:
+        """Engine start, after recover(): delete the Jobs a crashed platform left (see
+        kubernetes_leftovers.py). Returns the names deleted."""
+        from claractl.platform.engine.kubernetes_leftovers import remove_leftover_jobs
+        try:
+            rest = self.rest
+        except ExecutorError as exc:
+            log.warning("recovery: leftover operator Jobs not checked: %s", exc)
+            return []
+        return remove_leftover_jobs(rest, self.settings.namespace, store)
 
     def start(self, spec: OperatorSpec) -> "KubernetesJob":
         manifest = self.manifest(spec)
