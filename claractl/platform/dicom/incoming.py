@@ -97,7 +97,6 @@ class IncomingInstance:
         self.on_done(status, self.size)
         return status, why
 
-
     def _prepare(self) -> dict:
         """Checks and group choice; the spool record's metadata. Raises Refused."""
         with self.record.reader(self.header_len) as dataset:      # read back from the page cache
