@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import BinaryIO
 
-from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.valuerep import VR

@@ -20,7 +20,11 @@ from pathlib import Path
 
 import pydicom
 
-from claractl.platform.dicom.storage import make_dirs_durable, remove_partials, write_durable
+from claractl.platform.dicom.storage import make_dirs_durable
+from claractl.platform.store.payloads import (
+    remove_partial_uploads,
+    write_file_atomically,
+)
 
 log = logging.getLogger("claractl.dicom")
 
@@ -92,7 +96,7 @@ class GroupManager:
                 make_dirs_durable(group.dir)
                 meta = {"id": group.id, "called_ae": called_ae, "key": key, "calling_ae": calling_ae,
                         "peer": peer, "timeout": timeout, "created": datetime.now(timezone.utc).isoformat()}
-                write_durable(group.dir / META_FILE, [json.dumps(meta).encode()])
+                write_file_atomically(group.dir / META_FILE, [json.dumps(meta).encode()])
             except BaseException:
                 with self._lock:
                     if self._groups.get((called_ae, key)) is group:
@@ -148,7 +152,7 @@ class GroupManager:
             return rebuilt
         for meta_path in sorted(self.root.glob(f"*/*/{META_FILE}")):
             gdir = meta_path.parent
-            removed = remove_partials(gdir)
+            removed = remove_partial_uploads(gdir)
             try:
                 meta = json.loads(meta_path.read_text())
                 group = Group(meta["id"], meta["called_ae"], meta["key"], gdir, meta.get("calling_ae", ""),

@@ -18,10 +18,11 @@ from sqlalchemy import select
 from claractl.platform.config import PlatformConfig
 from claractl.platform.dicom.access import AEConfig
 from claractl.platform.dicom.groups import Group, safe_name
-from claractl.platform.dicom.storage import fsync_dir, make_dirs_durable
+from claractl.platform.dicom.storage import make_dirs_durable
 from claractl.platform.store import Store
 from claractl.platform.store.jobs import create_job
 from claractl.platform.store.models import Payload, Pipeline
+from claractl.platform.store.payloads import fsync_dir
 
 log = logging.getLogger("claractl.dicom")
 _NS = uuid.UUID("6f1c7a52-3f0e-4d8a-9a51-0d1c4a7e2b11")

@@ -18,8 +18,13 @@ from typing import Callable
 
 from claractl.platform.config import DicomSettings
 from claractl.platform.dicom.access import AEConfig
-from claractl.platform.dicom.dataset_check import (OUT_OF_RESOURCES, PROCESSING_FAILURE, SUCCESS, Refused,
-                                                   check_dataset)
+from claractl.platform.dicom.dataset_check import (
+    OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    SUCCESS,
+    Refused,
+    check_dataset,
+)
 from claractl.platform.dicom.file_meta import encode_part10_header
 from claractl.platform.dicom.groups import Group, GroupManager, safe_name
 from claractl.platform.dicom.scp import Association, StoreRequest

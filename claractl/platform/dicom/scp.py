@@ -26,10 +26,14 @@ from typing import Protocol
 from pydicom.uid import UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import (A_ASSOCIATE, AsynchronousOperationsWindowNegotiation,
-                                       ImplementationClassUIDNotification,
-                                       ImplementationVersionNameNotification, MaximumLengthNotification,
-                                       SCP_SCU_RoleSelectionNegotiation)
+from pynetdicom.pdu_primitives import (
+    A_ASSOCIATE,
+    AsynchronousOperationsWindowNegotiation,
+    ImplementationClassUIDNotification,
+    ImplementationVersionNameNotification,
+    MaximumLengthNotification,
+    SCP_SCU_RoleSelectionNegotiation,
+)
 from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 
 log = logging.getLogger("claractl.dicom")

@@ -37,7 +37,7 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from claractl.platform.dicom.storage import fsync_dir
+from claractl.platform.store.payloads import fsync_dir
 
 log = logging.getLogger("claractl.dicom")
 

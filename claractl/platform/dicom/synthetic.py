@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 
 # Pixel Representation by pixel dtype (0 unsigned, 1 two's complement).
 _PIXEL_REPRESENTATION = {np.dtype(np.uint16): 0, np.dtype(np.int16): 1}

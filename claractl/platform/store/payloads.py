@@ -12,8 +12,8 @@ import shutil
 import uuid
 from collections.abc import AsyncIterable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
@@ -59,7 +59,8 @@ def resolve_in(root: Path, rel: str) -> Path:
     return target
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make the names in a directory (new, renamed, removed entries) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -79,7 +80,7 @@ def _atomic_file(target: Path) -> Iterator[BinaryIO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -106,7 +107,8 @@ def list_files(root: Path) -> list[dict]:
 
 
 def remove_partial_uploads(payloads_dir: Path) -> int:
-    """Delete temp files left by uploads that never finished (never acknowledged)."""
+    """Delete temp files `write_file_atomically` left under a directory (a crash mid-write;
+    never acknowledged)."""
     removed = 0
     if not Path(payloads_dir).is_dir():
         return 0
