@@ -18,7 +18,7 @@ SERVICE_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "dicom-adapter": {
         "enabled": True, "host": "0.0.0.0", "port": 11112, "ae-title": "CLARA", "max-associations": 25,
-        "reject-unknown-sources": True, "storage": {"watermark-percent": 85, "reserve-mb": 0},
+        "reject-unknown-sources": True, "storage": {"watermark-percent": 85, "reserve-mb": 0, "spool-segment-mb": 64},
     },
     "triton": {
         "enabled": True, "image": "nvcr.io/nvidia/tritonserver:24.08-py3", "gpus": 0,

@@ -46,6 +46,7 @@ SERVICE_KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "ae-title": ("dicom", "ae_title"), "max-associations": ("dicom", "max_associations"),
         "reject-unknown-sources": ("dicom", "reject_unknown_sources"),
         "storage.watermark-percent": ("dicom", "watermark_percent"), "storage.reserve-mb": ("dicom", "reserve_mb"),
+        "storage.spool-segment-mb": ("dicom", "spool_segment_mb"),
     },
     "triton": {
         "enabled": ("inference", "enabled"), "http-port": ("inference", "http_port"),

@@ -122,6 +122,14 @@ def test_sqlite_default_puts_state_on_a_pvc_with_the_storage_class():
     assert not [o for o in objects if o["kind"] == "Secret"]
 
 
+def test_dicom_storage_settings_reach_the_platform_config():
+    services = blueprint_services()
+    services["dicom-adapter"]["storage"] = {"watermark-percent": 90, "reserve-mb": 2048, "spool-segment-mb": 16}
+    config = json.loads(by_name(render(services), "ConfigMap", "clara-platform")["data"]["platform.json"])
+    assert (config["dicom"]["watermark_percent"], config["dicom"]["reserve_mb"],
+            config["dicom"]["spool_segment_mb"]) == (90, 2048, 16)
+
+
 def test_postgresql_url_travels_in_a_secret_never_in_the_configmap():
     services = edge_services()[1][1]
     applied = render(services, reveal=True)

@@ -78,6 +78,8 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
             "maxAssociations": int(dicom.get("max-associations", 25)),
             "rejectUnknownSources": bool(dicom.get("reject-unknown-sources", True)),
             "watermarkPercent": (dicom.get("storage") or {}).get("watermark-percent", 85),
+            "reserveMb": int((dicom.get("storage") or {}).get("reserve-mb", 0)),
+            "spoolSegmentMb": int((dicom.get("storage") or {}).get("spool-segment-mb", 64)),
         },
         "render": {"enabled": "render" in enabled, "port": int(render.get("port", 8080))},
         "persistence": {"data": {"storageClass": storage_class}},
