@@ -14,6 +14,22 @@ from standin import StandIn
 NAMESPACE = "clara"
 
 
+def kubernetes_platform(tmp_path: Path, rest: Rest):
+    """(config, store, executor): a platform store whose engine runs operators as Jobs in NAMESPACE."""
+    from claractl.platform.config import PlatformConfig
+    from claractl.platform.engine.kubernetes_executor import KubernetesExecutor, KubernetesSettings
+    from claractl.platform.store import Store
+
+    config = PlatformConfig(state_dir=str(tmp_path))
+    config.engine.executor = "kubernetes"
+    config.inference.enabled = False
+    store = Store(config.database_url)
+    store.create_all()
+    settings = KubernetesSettings(namespace=NAMESPACE, data_claim="clara-platform-data",
+                                  operator_image="claractl:test", data_root=tmp_path)
+    return config, store, KubernetesExecutor(settings, rest)
+
+
 @pytest.fixture
 def standin():
     with StandIn() as server:

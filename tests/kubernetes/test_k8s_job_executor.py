@@ -13,7 +13,7 @@ from claractl.platform.engine import executor_for
 from claractl.platform.engine.executor import ExecutorError, OperatorSpec
 from claractl.platform.engine.kubernetes_executor import KubernetesExecutor, KubernetesSettings
 from claractl.platform.engine.layout import operator_io
-from conftest import NAMESPACE
+from conftest import NAMESPACE, kubernetes_platform
 from standin.server import _res
 
 DEFINITION = {
@@ -196,16 +196,8 @@ def engine_api(standin, rest, tmp_path):
     from claractl.platform.client import PlatformClient
     from claractl.platform.engine import Engine
     from claractl.platform.engine.inference_hook import InferenceHook
-    from claractl.platform.store import Store
 
-    config = PlatformConfig(state_dir=str(tmp_path))
-    config.engine.executor = "kubernetes"
-    config.inference.enabled = False
-    store = Store(config.database_url)
-    store.create_all()
-    settings = KubernetesSettings(namespace=NAMESPACE, data_claim="clara-platform-data",
-                                  operator_image="claractl:test", data_root=tmp_path)
-    executor = KubernetesExecutor(settings, rest)
+    config, store, executor = kubernetes_platform(tmp_path, rest)
     engine = Engine(config, store, hook=InferenceHook(config), executor=executor, poll_interval=0.05)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,20 +11,16 @@ import uuid
 
 import kubernetes.client as k8s
 import pytest
-from conftest import NAMESPACE
+from conftest import NAMESPACE, kubernetes_platform
 
-from claractl.platform.config import PlatformConfig
 from claractl.platform.engine import Engine
 from claractl.platform.engine.executor import OperatorSpec
 from claractl.platform.engine.inference_hook import InferenceHook
 from claractl.platform.engine.kubernetes_executor import (
-    KubernetesExecutor,
-    KubernetesSettings,
     job_name,
 )
 from claractl.platform.engine.kubernetes_leftovers import remove_leftover_jobs
 from claractl.platform.engine.layout import operator_io
-from claractl.platform.store import Store
 from claractl.platform.store.jobs import create_job
 from claractl.platform.store.models import Job, JobState, JobStatus, Pipeline
 from claractl.platform.store.payloads import new_payload
@@ -43,14 +39,7 @@ PDL = {
 @pytest.fixture
 def crashed(standin, rest, api_client, tmp_path):
     """The store and cluster as a kill -9 leaves them, plus Jobs that are not this platform's."""
-    config = PlatformConfig(state_dir=str(tmp_path))
-    config.engine.executor = "kubernetes"
-    config.inference.enabled = False
-    store = Store(config.database_url)
-    store.create_all()
-    settings = KubernetesSettings(namespace=NAMESPACE, data_claim="clara-platform-data",
-                                  operator_image="claractl:test", data_root=tmp_path)
-    executor = KubernetesExecutor(settings, rest)
+    config, store, executor = kubernetes_platform(tmp_path, rest)
     batch = k8s.BatchV1Api(api_client)
     standin.create_namespace("elsewhere")
 
