@@ -36,16 +36,11 @@ from claractl.platform.config import PlatformConfig  # noqa: E402
 from claractl.platform.dicom.synthetic import make_ct_series  # noqa: E402
 from claractl.platform.store import Store  # noqa: E402
 from claractl.platform.store.models import AETitle, Pipeline, Source  # noqa: E402
+from common import free_port  # noqa: E402
 
 ENV = {**os.environ, "TCP_NODELAY": "1"}
 STORESCU = "/usr/bin/storescu"
 AE = "BENCH"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 30) -> None:

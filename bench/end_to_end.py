@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,20 +32,11 @@ from phantom import generate_phantom, write_study  # noqa: E402
 from claractl.platform.client import PlatformClient  # noqa: E402
 from claractl.platform.config import PlatformConfig  # noqa: E402
 from claractl.platform.server import Platform  # noqa: E402
+from common import free_port, seconds  # noqa: E402
 
 MODEL = REPO / "blueprints" / "ct-segmentation" / "models" / "ct-organs"
 PIPELINE = REPO / "blueprints" / "ct-segmentation" / "pipelines" / "ct-organ-seg.yaml.j2"   # YAML; only a comment is templated
 ENV = {**os.environ, "TCP_NODELAY": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def seconds(a: str, b: str) -> float:
-    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
 
 
 def by_hand(study: Path, work: Path, inference: str, pacs_port: int) -> float:

@@ -13,13 +13,11 @@ Prints, for the same run:
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -27,6 +25,7 @@ import yaml
 from claractl.platform.client import PlatformClient
 from claractl.platform.config import PlatformConfig
 from claractl.platform.server import Platform
+from common import free_port, seconds  # noqa: E402
 
 NOOP = Path(__file__).resolve().parent.parent / "tests" / "platform" / "operators" / "noop.py"
 OPERATORS = 5
@@ -54,16 +53,6 @@ def baseline(runs: int = 10) -> float:
             subprocess.run([sys.executable, str(NOOP)], check=True)
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def seconds(a: str, b: str) -> float:
-    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
 
 
 def main() -> None:

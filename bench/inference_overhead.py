@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import onnxruntime as ort
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from onnx import TensorProto, helper, numpy_helper
+from common import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "blueprints/ct-segmentation/models/ct-organs"
@@ -62,12 +62,6 @@ def conv_net(path: Path, channels: list[int]) -> None:
         [helper.make_tensor_value_info("OUTPUT__0", TensorProto.FLOAT, [1, 4, 64, 64, 64])], initializer=inits)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def timed_interleaved(fns: dict, iterations: int) -> dict[str, list[float]]:

@@ -12,7 +12,6 @@ and 10. Target from the issue: 500 objects planned in ≤ 1 s, growing linearly.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from claractl.plan import compute_plan  # noqa: E402
 from claractl.platform import process  # noqa: E402
 from claractl.project import load_project  # noqa: E402
 from claractl.targets import execute, get_target, make_plan  # noqa: E402
+from common import free_port  # noqa: E402
 
 PIPELINE = """api-version: 0.6.0
 name: {name}
@@ -33,14 +33,6 @@ operators:
   input: [{{path: /input}}]
   output: [{{path: /output}}]
 """
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def write_project(root: Path, n: int, ports: dict[str, int], edited: float = 0.0, prefix: str = "") -> Path:

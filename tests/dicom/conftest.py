@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ from claractl.platform.dicom import DicomAdapter
 from claractl.platform.dicom.synthetic import make_ct_series
 from claractl.platform.store import Store
 from claractl.platform.store.models import AETitle, Job, Pipeline, Source
+from tests.ports import free_port
 
 DCMTK = Path("/usr/bin")          # pynetdicom installs its own `storescu` etc. earlier on PATH
 PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}
 CALLED_AE = "ORGANSEG"
 PIPELINE = "ct-seg"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dcmtk(tool: str, *args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,18 +16,14 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from tests.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
 from phantom import LABELS, generate_phantom, write_study  # noqa: E402
 from seg_report import report  # noqa: E402
 
 ENV = {**os.environ, "TCP_NODELAY": "1", "CI": "true"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def claractl(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -1,8 +1,6 @@
 """The bundled operators as a Clara pipeline on a real local platform (store, engine, API,
 embedded inference service): phantom study in, SEG out, export tasks created by register-results."""
 
-import socket
-import sys
 
 import highdicom as hd
 import numpy as np
@@ -15,12 +13,7 @@ from claractl.platform.config import PlatformConfig
 from claractl.platform.server import Platform
 from operator_helpers import MODEL_DIR, REPO, dice
 from phantom import LABELS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 def bundled(module: str, **changes) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -14,14 +13,9 @@ from onnx import TensorProto, helper
 from claractl.platform.client import PlatformClient
 from claractl.platform.config import PlatformConfig
 from claractl.platform.server import Platform
+from tests.ports import free_port
 
 OPERATORS = Path(__file__).parent / "operators"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_config(state_dir: Path, database: str = "sqlite", **engine) -> PlatformConfig:

@@ -5,7 +5,6 @@ NIfTI files in their payloads."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from claractl.platform.render import RenderService, create_app
 from claractl.platform.render.routes import DIST
 
 from .support import make_platform
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "render"
@@ -45,12 +45,6 @@ def _build_ui() -> None:
 def built_ui() -> Path:
     _build_ui()
     return DIST
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Server(uvicorn.Server):
