@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.filereader import read_file_meta_info
-from pynetdicom import AE
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+from pynetdicom.pdu import A_ASSOCIATE_RJ
 from pynetdicom.sop_class import Verification
 from pynetdicom.status import code_to_category
 
@@ -71,28 +73,56 @@ def _new_ae(calling_ae: str) -> AE:
     return ae
 
 
-def _reject_text(assoc) -> str:
-    if assoc.is_rejected and assoc.acceptor.primitive is not None:
-        p = assoc.acceptor.primitive
-        reasons = {(1, 3): "calling AE not recognised", (1, 7): "called AE not recognised",
+_REJECT_REASONS = {(1, 3): "calling AE not recognised", (1, 7): "called AE not recognised",
                    (3, 2): "local limit exceeded", (3, 1): "temporary congestion"}
-        why = reasons.get((p.result_source, p.diagnostic), "no reason given")
-        return f"association rejected (result {p.result}, source {p.result_source}, reason {p.diagnostic}: {why})"
-    sock = assoc.dul.socket
-    if sock is None or not getattr(sock, "_is_connected", True):
-        return "cannot connect (refused, unreachable or timed out)"
-    if assoc.is_aborted:
-        return "association aborted by peer"
-    return "cannot connect"
+
+
+@dataclass
+class Attempt:
+    """The outcome of an association request."""
+    assoc: Association
+    reject: A_ASSOCIATE_RJ | None = None     # the peer's A-ASSOCIATE-RJ, if it sent one
+    failure: str | None = None               # None once established
+
+    @property
+    def established(self) -> bool:
+        return self.failure is None
+
+
+def associate(ae: AE, peer: Peer) -> Attempt:
+    """Request an association and say why it failed, naming the peer's reject reason.
+
+    The A-ASSOCIATE-RJ PDU is taken as it arrives: when a peer rejects faster than pynetdicom's
+    ACSE thread wakes up, pynetdicom finds the transport already closed and reports an abort
+    with no reject primitive, which would hide the peer's reason.
+    """
+    received: list = []
+
+    def keep(event) -> None:
+        received.append(event.pdu)
+
+    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title,
+                         evt_handlers=[NODELAY_HANDLER, (evt.EVT_PDU_RECV, keep)])
+    assoc.unbind(evt.EVT_PDU_RECV, keep)     # only the establishment PDUs are of interest
+    if assoc.is_established:
+        return Attempt(assoc)
+    for rj in (pdu for pdu in received if isinstance(pdu, A_ASSOCIATE_RJ)):
+        why = _REJECT_REASONS.get((rj.source, rj.reason_diagnostic), "no reason given")
+        return Attempt(assoc, rj, f"association rejected (result {rj.result}, source {rj.source}, "
+                                  f"reason {rj.reason_diagnostic}: {why})")
+    if received:
+        return Attempt(assoc, failure="association aborted by peer")
+    return Attempt(assoc, failure="cannot connect (connection refused, closed, unreachable or timed out)")
 
 
 def echo(peer: Peer, calling_ae: str = "CLARACTL") -> str:
     """C-ECHO; returns the status text or raises DicomPeerError."""
     ae = _new_ae(calling_ae)
     ae.add_requested_context(Verification)
-    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, evt_handlers=[NODELAY_HANDLER])
-    if not assoc.is_established:
-        raise DicomPeerError(f"{peer}: {_reject_text(assoc)}")
+    attempt = associate(ae, peer)
+    if not attempt.established:
+        raise DicomPeerError(f"{peer}: {attempt.failure}")
+    assoc = attempt.assoc
     try:
         rsp = assoc.send_c_echo()
     finally:
@@ -151,12 +181,12 @@ def _send_chunk(peer: Peer, calling_ae: str, files: list[Path], results: dict[Pa
         ae = _new_ae(calling_ae)
         for sop_class, ts in pairs:
             ae.add_requested_context(sop_class, ts)
-        assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, evt_handlers=[NODELAY_HANDLER])
-        if not assoc.is_established:
-            why = _reject_text(assoc)
+        attempt = associate(ae, peer)
+        if not attempt.established:
             for f in batch:
-                done(SendResult(f, None, why))
+                done(SendResult(f, None, attempt.failure))
             continue
+        assoc = attempt.assoc
         try:
             for f in batch:
                 if not assoc.is_established:
