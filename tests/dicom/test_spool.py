@@ -23,7 +23,7 @@ from pynetdicom.sop_class import CTImageStorage
 
 from claractl.platform.dicom.adapter import SPOOL_DIR
 from claractl.platform.dicom.groups import GroupManager
-from claractl.platform.dicom.spool import MAX_POOLED, SLOT, SUFFIX, Spool, read_records
+from claractl.platform.dicom.spool import MAX_POOLED, SLOT, SUFFIX, WRITEBACK_CHUNK, Spool, read_records
 from claractl.platform.store.models import AETitle
 from tests.dicom.conftest import start_scp, CALLED_AE, dataset_bytes, dcmtk, jobs, wait_for
 
@@ -57,7 +57,8 @@ def _append(writer, record: tuple[dict, bytes], fragments: int = 3):
 
 @pytest.fixture
 def spool(tmp_path):
-    sp = Spool(tmp_path / "spool", segment_bytes=SEGMENT)
+    """Started, with no segment prepared ahead: the tests follow which segment is reused."""
+    sp = Spool(tmp_path / "spool", segment_bytes=SEGMENT, prepared=0)
     sp.start()
     yield sp
     sp.stop()
@@ -66,7 +67,7 @@ def spool(tmp_path):
 def _unstarted_spool(directory: Path) -> Spool:
     """Records only, no background publisher: nothing gets published (a crash right after Success)."""
     directory.mkdir(parents=True, exist_ok=True)
-    return Spool(directory, segment_bytes=SEGMENT)
+    return Spool(directory, segment_bytes=SEGMENT, prepared=0)
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -105,6 +106,20 @@ def test_committed_records_round_trip_in_order_with_identical_bytes(spool):
     for meta, data in expected:
         _commit(writer, data, meta)
     assert read_records(writer.path) == expected
+    writer.close()
+
+
+def test_large_records_in_odd_sized_fragments_round_trip(spool):
+    """Records larger than WRITEBACK_CHUNK, in fragments not aligned to pages, as a 16 KiB PDU
+    stream delivers them: write-back starts mid-record and the bytes still come back exact."""
+    writer = spool.writer()
+    records = [(_meta(i), _bytes(WRITEBACK_CHUNK * 3 + 1234 * i + 7, i)) for i in range(3)]
+    for meta, data in records:
+        rec = writer.begin()
+        for i in range(0, len(data), 16378):
+            rec.write(memoryview(data)[i:i + 16378])
+        rec.commit(lambda meta=meta: meta)
+    assert read_records(writer.path) == records
     writer.close()
 
 
@@ -247,6 +262,36 @@ def test_checkpointed_segment_is_reused_and_its_previous_records_are_gone(spool,
     new.close()
 
 
+def test_publishing_over_a_longer_file_leaves_exactly_the_record(spool, tmp_path):
+    """A duplicate SOP Instance UID overwrites: the old file was longer, the new bytes must not
+    keep its tail."""
+    target = tmp_path / "x.dcm"
+    target.write_bytes(_bytes(50000, 7))
+    writer = spool.writer()
+    data = _bytes(9000, 8)
+    rec = _commit(writer, data, _meta(1))
+    results = []
+    writer.publish(rec, target, results.append)
+    wait_for(lambda: results == [True], timeout=10)
+    assert target.read_bytes() == data
+    writer.close()
+
+
+def test_segments_of_format_version_1_are_still_recovered(tmp_path, monkeypatch):
+    """Version 1 (zlib CRC-32) segments left by an older claractl are read after an upgrade."""
+    import zlib
+    from claractl.platform.dicom import spool as spool_module
+    monkeypatch.setattr(spool_module, "VERSION", 1)
+    monkeypatch.setattr(spool_module, "_checksum", zlib.crc32)
+    old = _unstarted_spool(tmp_path / "spool").writer()
+    records = [(_meta(i), _bytes(6000 + i, i)) for i in range(3)]
+    for record in records:
+        _append(old, record)
+    monkeypatch.undo()
+    assert spool_module.VERSION == 2
+    assert read_records(old.path) == records
+
+
 def test_segment_with_an_unpublished_record_is_not_reused_until_published(tmp_path):
     root = tmp_path / "dicom"
     root.mkdir()
@@ -288,6 +333,31 @@ def test_checkpoint_pools_at_most_max_pooled_segments_and_deletes_the_rest(spool
     assert len(_segments(spool.dir)) == MAX_POOLED
 
 
+def test_start_prepares_zero_filled_segments_once_and_a_restart_reuses_them(tmp_path):
+    root = tmp_path / "dicom"
+    root.mkdir()
+    spool = Spool(tmp_path / "spool", segment_bytes=SEGMENT)
+    spool.start()
+    prepared = _segments(spool.dir)
+    assert len(prepared) == MAX_POOLED
+    for path in prepared:
+        assert path.read_bytes() == bytes(SEGMENT)
+        assert path.stat().st_blocks * 512 >= SEGMENT         # written, not sparse
+    writer = spool.writer()
+    _commit(writer, _bytes(5000, 1), _meta(1, publish=False))
+    assert writer.path in prepared                            # taken from the pool, not made
+    spool.stop()                                              # the association never closed
+
+    again = Spool(tmp_path / "spool", segment_bytes=SEGMENT)
+    again.recover(root)
+    again.start()
+    try:
+        assert _segments(again.dir) == prepared                  # the same files: nothing made again
+        assert _all_records(again.dir) == {}
+    finally:
+        again.stop()
+
+
 # ---------------------------------------------------------------------------------------- recovery
 
 @pytest.fixture
@@ -325,7 +395,8 @@ def test_recover_rewrites_acknowledged_unpublished_instances(dicom_dir):
 
     assert restored == 5
     assert {p.name: p.read_bytes() for p in group.dir.glob("*.dcm")} == files
-    assert _segments(dicom_dir / SPOOL_DIR) == []
+    assert _segments(dicom_dir / SPOOL_DIR) == _segments(spool.dir)      # kept for reuse …
+    assert _all_records(dicom_dir / SPOOL_DIR) == {}                       # … with nothing to replay
     (rebuilt,) = GroupManager(dicom_dir).rebuild()
     assert rebuilt.id == group.id
 
@@ -476,7 +547,6 @@ def test_kill_9_acknowledged_instances_come_back_from_the_spool_and_make_one_job
     (group_dir,) = (config.dicom_dir / CALLED_AE).iterdir()
     published = {p.name: p.read_bytes() for p in group_dir.glob("*.dcm")}
     assert _all_records(spool_dir) == published         # the spool holds all four, byte for byte
-    old_segments = _segments(spool_dir)
     names = sorted(published)
     for name in names[:2]:
         (group_dir / name).unlink()
@@ -489,7 +559,7 @@ def test_kill_9_acknowledged_instances_come_back_from_the_spool_and_make_one_job
     scp = start_scp(config)
     try:
         assert {p.name: p.read_bytes() for p in group_dir.glob("*.dcm")} == published
-        assert not any(p.exists() for p in old_segments)
+        assert _all_records(spool_dir) == {}             # replayed once: headers erased, segments pooled
         assert jobs(store) == []                        # rebuilt group keeps its 60 s timeout
         proc = dcmtk("storescu", "-aet", "CLARATEST", "-aec", CALLED_AE, "127.0.0.1", str(config.dicom.port),
                      str(ct5[4]))
