@@ -52,6 +52,12 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+def wait_published(adapter) -> None:
+    """Until every acknowledged instance is copied into its group directory (the spool defers
+    those copies while instances keep arriving)."""
+    wait_for(lambda: adapter.spool.copies_pending() == 0, interval=0.01)
+
+
 def seed(store: Store, sources=(("local-storescu", "STORESCU", "127.0.0.1"), ("local-echo", "ECHOSCU", "127.0.0.1"),
                                 ("local-test", "CLARATEST", "localhost"), ("orthanc", "ORTHANC", "127.0.0.1")),
          timeout: float = 1.0, group_by: str = "0020,000D") -> None:

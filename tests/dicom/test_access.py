@@ -11,7 +11,7 @@ from claractl.platform.dicom.adapter import SPOOL_DIR
 from claractl.platform.dicom.scu import Attempt, Peer, associate
 from claractl.platform.dicom.spool import read_records
 from claractl.platform.store.models import Source
-from tests.dicom.conftest import CALLED_AE, dcmtk, jobs
+from tests.dicom.conftest import CALLED_AE, dcmtk, jobs, wait_published
 
 
 def _associate(port: int, calling: str, called: str) -> Attempt:
@@ -134,6 +134,7 @@ def test_duplicate_overwrites_or_keeps(adapter, platform, ct5, tmp_path):
     ds.PatientName = "Changed^Name"
     assert assoc.send_c_store(ds).Status == 0
     assoc.release()
+    wait_published(adapter)
     files = [p for p in config.dicom_dir.rglob("*.dcm")]
     assert len(files) == 1 and pydicom.dcmread(files[0]).PatientName == "Changed^Name"
     config.dicom.overwrite_duplicates = False
@@ -141,6 +142,7 @@ def test_duplicate_overwrites_or_keeps(adapter, platform, ct5, tmp_path):
     assoc = ae.associate("127.0.0.1", adapter.port, ae_title=CALLED_AE)
     assert assoc.send_c_store(ds).Status == 0
     assoc.release()
+    wait_published(adapter)
     assert pydicom.dcmread(files[0]).PatientName == "Changed^Name"
 
 

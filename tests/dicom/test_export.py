@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ from claractl.platform.dicom import DicomExportAgent
 from claractl.platform.dicom.synthetic import make_ct_series
 from claractl.platform.store.models import Destination, ExportState, ExportTask
 from tests.dicom.conftest import CALLED_AE, DCMTK, PEER_ENV, dataset_bytes, free_port, jobs, wait_for
+from tests.ports import wait_listening
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def storescp(tmp_path):
     port = free_port()
     proc = subprocess.Popen([str(DCMTK / "storescp"), "-aet", "ARCHIVE", "-od", str(out), "+xa", str(port)],
                             env=PEER_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
+    wait_listening(port)
     yield port, out
     proc.terminate()
     proc.wait(timeout=10)

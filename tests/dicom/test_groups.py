@@ -12,7 +12,7 @@ from claractl.platform.dicom.access import AccessControl
 from claractl.platform.dicom.groups import GroupManager
 from claractl.platform.dicom.handoff import close_group
 from claractl.platform.store.models import AETitle
-from tests.dicom.conftest import CALLED_AE, jobs, wait_for
+from tests.dicom.conftest import CALLED_AE, jobs, wait_for, wait_published
 
 
 def _send(port, files):
@@ -53,6 +53,7 @@ def test_close_again_after_crash_creates_no_second_job(adapter, platform, ct5, t
         s.get(AETitle, CALLED_AE).timeout = 60.0
     adapter.access.invalidate()
     _send(adapter.port, ct5)
+    wait_published(adapter)
     (group,) = adapter.groups.take_due(force=True)
     backup = tmp_path / "backup"
     shutil.copytree(group.dir, backup)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pydicom
 
-from tests.dicom.conftest import CALLED_AE, PIPELINE, dataset_bytes, dcmtk, jobs, wait_for
+from tests.dicom.conftest import CALLED_AE, PIPELINE, dataset_bytes, dcmtk, jobs, wait_for, wait_published
 
 
 def test_echoscu_succeeds(adapter):
@@ -100,6 +100,7 @@ def test_stored_file_meta_is_valid_part10(adapter, platform, ct5):
     config, store = platform
     proc = dcmtk("storescu", "-aec", CALLED_AE, "127.0.0.1", str(adapter.port), str(ct5[0]))
     assert proc.returncode == 0, proc.stderr
+    wait_published(adapter)
     (stored,) = list(config.dicom_dir.rglob("*.dcm")) or [None]
     meta = read_file_meta_info(stored)
     sent = pydicom.dcmread(ct5[0], stop_before_pixels=True)

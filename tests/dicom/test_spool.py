@@ -292,6 +292,37 @@ def test_segments_of_format_version_1_are_still_recovered(tmp_path, monkeypatch)
     assert read_records(old.path) == records
 
 
+def _stream(spool, root: Path, n: int, pause: float) -> list[Path]:
+    """Commit and publish `n` records `pause` apart, as one association sending a series."""
+    writer = spool.writer()
+    targets = []
+    for i in range(n):
+        rec = _commit(writer, _bytes(20000, i), _meta(i))
+        targets.append(root / f"{i}.dcm")
+        writer.publish(rec, targets[-1], lambda ok: None)
+        time.sleep(pause)
+    writer.close()
+    return targets
+
+
+def test_copies_wait_until_instances_stop_arriving(spool, tmp_path, monkeypatch):
+    from claractl.platform.dicom import spool as spool_module
+    monkeypatch.setattr(spool_module, "PUBLISH_WHEN_IDLE", 1.0)
+    targets = _stream(spool, tmp_path, 20, pause=0.01)
+    assert spool.copies_pending() == 20 and not any(p.exists() for p in targets)
+    wait_for(lambda: spool.copies_pending() == 0, timeout=10)
+    assert [p.read_bytes() for p in targets] == [_bytes(20000, i) for i in range(20)]
+
+
+def test_a_backlog_over_its_bound_is_copied_while_instances_keep_arriving(spool, tmp_path, monkeypatch):
+    from claractl.platform.dicom import spool as spool_module
+    monkeypatch.setattr(spool_module, "PUBLISH_WHEN_IDLE", 60.0)
+    monkeypatch.setattr(spool_module, "PUBLISH_BACKLOG", 100000)      # five records
+    targets = _stream(spool, tmp_path, 20, pause=0.01)
+    wait_for(lambda: spool.copies_pending() <= 5, timeout=10)          # long before the 60 s pause
+    assert sum(p.exists() for p in targets) >= 15
+
+
 def test_segment_with_an_unpublished_record_is_not_reused_until_published(tmp_path):
     root = tmp_path / "dicom"
     root.mkdir()

@@ -4,7 +4,7 @@ The SCP calls `write` per received fragment, `finish` after the last one (its st
 the C-STORE response says) and `settle` once the response is sent:
     free space (0xA700) → fragments appended to the association's spool segment as they arrive →
     header checked, pixel data untouched (0xC210 / 0xA900) → spool record committed (one
-    fdatasync) → 0x0000 → settle: the file written into its group directory, no sync (the spool
+    fdatasync) → 0x0000 → settle: the file queued for its group directory, no sync (the spool
     keeps the durable copy until the next checkpoint; see spool.py).
 Nothing is published unless the status is Success; a refused record is never committed.
 """
