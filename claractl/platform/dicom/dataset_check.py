@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import BinaryIO
 
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
-from pydicom.valuerep import VR
 from pynetdicom.dsutils import decode
 
+from claractl.platform.dicom.header_scan import ITEM_SIZE, KNOWN_VRS, PIXEL_DATA, Unclear, implicit_vr, scan_header
 from claractl.platform.dicom.scp import StoreRequest
 
 # C-STORE statuses (PS3.4 B.2.3).
@@ -25,8 +24,6 @@ OUT_OF_RESOURCES = 0xA700
 DATASET_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC210
 PROCESSING_FAILURE = 0x0110
-
-PIXEL_DATA = 0x7FE00010
 
 
 class Refused(Exception):
@@ -45,11 +42,6 @@ def check_complete(ds: Dataset, stream_len: int) -> None:
         raise ValueError(f"dataset truncated in element {last.tag} ({tell + length - stream_len} bytes missing)")
 
 
-_KNOWN_VRS = frozenset(vr.value for vr in VR)
-_ITEM_SIZE = {"US": 2, "SS": 2, "OW": 2, "UL": 4, "SL": 4, "FL": 4, "OF": 4, "OL": 4, "AT": 4,
-              "FD": 8, "OD": 8, "OV": 8, "SV": 8, "UV": 8}
-
-
 def check_structure(ds: Dataset) -> None:
     """Every element has a known VR, a length that fits its VR and the stream, and sequences nest.
 
@@ -60,12 +52,12 @@ def check_structure(ds: Dataset) -> None:
     for tag in ds.keys():
         elem = ds.get_item(tag)
         if isinstance(elem, RawDataElement):
-            vr = elem.VR or _implicit_vr(elem.tag)
-            if vr not in _KNOWN_VRS:
+            vr = elem.VR or implicit_vr(elem.tag)
+            if vr not in KNOWN_VRS:
                 raise ValueError(f"element {elem.tag} has an unknown VR {vr!r}")
             if elem.length != 0xFFFFFFFF and elem.value is not None and len(elem.value) != elem.length:
                 raise ValueError(f"element {elem.tag} is shorter than its length {elem.length}")
-            size = _ITEM_SIZE.get(vr)
+            size = ITEM_SIZE.get(vr)
             if size and elem.length != 0xFFFFFFFF and elem.length % size:
                 raise ValueError(f"element {elem.tag} ({vr}) has length {elem.length}, not a multiple of {size}")
             if vr != "SQ":
@@ -76,22 +68,6 @@ def check_structure(ds: Dataset) -> None:
             check_structure(item)
 
 
-def _implicit_vr(tag) -> str:
-    try:
-        return dictionary_VR(tag).split(" or ")[0]
-    except KeyError:
-        return "UN"     # private or unknown: any bytes are fine
-
-
-def mismatch(ds: Dataset, request: StoreRequest) -> str:
-    """Why the dataset does not match its C-STORE request ('' when it does)."""
-    if str(ds.get("SOPClassUID", "")) != request.sop_class_uid:
-        return "SOP Class UID missing or not the one in the request"
-    if str(ds.get("SOPInstanceUID", "")) != request.sop_instance_uid:
-        return "SOP Instance UID missing or not the one in the request"
-    return ""
-
-
 @dataclass(frozen=True)
 class Checked:
     """What the header tells about a received instance."""
@@ -99,34 +75,49 @@ class Checked:
     info: tuple[str, str, str, str]    # SOP Instance UID, patient ID, study UID, series UID
 
 
-def _read_values(ds: Dataset, request: StoreRequest, group_by: int) -> Checked:
-    why = mismatch(ds, request)
-    if why:
-        raise Refused(DATASET_MISMATCH, why)
-    try:    # the few values we use are converted here, and must convert
-        key_elem = ds.get(group_by)
-        key = str(key_elem.value).strip() if key_elem is not None and key_elem.value else ""
-        info = (request.sop_instance_uid, str(ds.get("PatientID", "") or ""),
-                str(ds.get("StudyInstanceUID", "") or ""), str(ds.get("SeriesInstanceUID", "") or ""))
-    except Exception as exc:
-        raise Refused(CANNOT_UNDERSTAND, f"dataset cannot be parsed: {exc}") from None
+SOP_CLASS, SOP_INSTANCE, PATIENT_ID, STUDY, SERIES = 0x00080016, 0x00080018, 0x00100020, 0x0020000D, 0x0020000E
+_WANTED = frozenset({SOP_CLASS, SOP_INSTANCE, PATIENT_ID, STUDY, SERIES})
+
+
+def _values(ds: Dataset, tags) -> dict[int, str]:
+    """The values of `tags` as text, '' when absent or empty, converted by pydicom."""
+    out = {}
+    for tag in tags:
+        elem = ds.get(tag)
+        out[tag] = str(elem.value) if elem is not None and elem.value else ""
+    return out
+
+
+def _read_values(values: dict[int, str], request: StoreRequest, group_by: int) -> Checked:
+    if values[SOP_CLASS] != request.sop_class_uid:
+        raise Refused(DATASET_MISMATCH, "SOP Class UID missing or not the one in the request")
+    if values[SOP_INSTANCE] != request.sop_instance_uid:
+        raise Refused(DATASET_MISMATCH, "SOP Instance UID missing or not the one in the request")
+    key = values[group_by].strip()
     if not key:
         raise Refused(DATASET_MISMATCH, f"no group-by tag {group_by:08X}")
-    return Checked(key, info)
+    return Checked(key, (request.sop_instance_uid, values[PATIENT_ID], values[STUDY], values[SERIES]))
 
 
 def _at_pixel_data(tag, vr, length) -> bool:
     return tag == PIXEL_DATA
 
 
-def check_dataset(fp: BinaryIO, length: int, request: StoreRequest, group_by: int) -> Checked:
-    """Check the `length` bytes of a dataset readable from `fp` (positioned at its start).
+def check_dataset(fp: BinaryIO, length: int, request: StoreRequest, group_by: int, prefix: bytes = b"") -> Checked:
+    """Check the `length` bytes of a dataset readable from `fp` (positioned at its start);
+    `prefix`, its first bytes if at hand, lets the fast walk (header_scan.py) vouch for it.
 
     Refused with the C-STORE status if it is not acceptable. Pixel data is not read when it
     has a defined length: its header must say it ends exactly where the dataset does (or the
     elements after it are read and checked too).
     """
     ts = request.transfer_syntax
+    wanted = _WANTED | {group_by}
+    if prefix:
+        try:
+            return _read_values(scan_header(prefix, length, ts, wanted), request, group_by)
+        except Unclear:
+            pass          # pydicom decides
     try:
         if ts.is_deflated:
             ds = decode(BytesIO(fp.read(length)), False, True, True)
@@ -138,9 +129,10 @@ def check_dataset(fp: BinaryIO, length: int, request: StoreRequest, group_by: in
                 _check_from_pixel_data(fp, length, ts)
             else:
                 check_complete(ds, length)
+        values = _values(ds, wanted)      # the few values we use are converted, and must convert
     except Exception as exc:
         raise Refused(CANNOT_UNDERSTAND, f"dataset cannot be parsed: {exc}") from None
-    return _read_values(ds, request, group_by)
+    return _read_values(values, request, group_by)
 
 
 def _check_from_pixel_data(fp: BinaryIO, length: int, ts) -> None:

@@ -32,6 +32,7 @@ from claractl.platform.dicom.spool import SpoolRecord, SpoolWriter
 from claractl.platform.dicom.storage import has_room
 
 log = logging.getLogger("claractl.dicom")
+PREFIX_BYTES = 64 * 1024     # the first bytes of each dataset kept in memory for the header check
 
 class IncomingInstance:
     """The `StoreSink` for one C-STORE (see claractl.platform.dicom.scp)."""
@@ -50,6 +51,7 @@ class IncomingInstance:
         self.size = 0                     # dataset bytes received (they are in the spool record)
         self.record: SpoolRecord | None = None
         self.header_len = 0
+        self.prefix = bytearray()         # the dataset's first PREFIX_BYTES
         self.refusal: Refused | None = None
         self.group: Group | None = None
         self.publish_to: Path | None = None
@@ -77,6 +79,8 @@ class IncomingInstance:
         self.size += len(fragment)
         if self.refusal is not None:
             return                           # the rest of a refused dataset is read and dropped
+        if len(self.prefix) < PREFIX_BYTES:
+            self.prefix += fragment[:PREFIX_BYTES - len(self.prefix)]
         try:
             self.record.write(fragment)
         except OSError as exc:               # disk full while streaming
@@ -105,7 +109,7 @@ class IncomingInstance:
     def _prepare(self) -> dict:
         """Checks and group choice; the spool record's metadata. Raises Refused."""
         with self.record.reader(self.header_len) as dataset:      # read back from the page cache
-            checked = check_dataset(dataset, self.size, self.request, self.ae.group_by)
+            checked = check_dataset(dataset, self.size, self.request, self.ae.group_by, self.prefix)
         self._check_room(self.size)
         assoc = self.assoc
         try:
