@@ -1,6 +1,6 @@
 """The receive spool: a write-ahead log that makes each received instance durable with one sync.
 
-Making a new file durable costs two journal commits (the file, then its directory entry). So
+Making a new file durable costs two metadata syncs (the file, then its directory entry). So
 each association appends its instances to a *segment*, a file of SEGMENT_BYTES written in
 advance, and the C-STORE response says Success once the record is fdatasynced: one sync per
 instance. The instance's file in its group directory is copied from the record afterwards by a
