@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,11 +10,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 def _run(*args: str) -> subprocess.Popen:
@@ -24,7 +19,7 @@ def _run(*args: str) -> subprocess.Popen:
 
 
 def test_serves_repository_and_loads_named_models(repository):
-    http_port, grpc_port = _free_port(), _free_port()
+    http_port, grpc_port = free_port(), free_port()
     proc = _run("--repository", str(repository), "--host", "127.0.0.1", "--http-port", str(http_port),
                 "--grpc-port", str(grpc_port), "--load-model", "simple")
     try:
@@ -54,8 +49,8 @@ def test_serves_repository_and_loads_named_models(repository):
 
 
 def test_failed_model_load_at_start_exits_with_the_reason(repository):
-    proc = _run("--repository", str(repository), "--host", "127.0.0.1", "--http-port", str(_free_port()),
-                "--grpc-port", str(_free_port()), "--load-model", "broken")
+    proc = _run("--repository", str(repository), "--host", "127.0.0.1", "--http-port", str(free_port()),
+                "--grpc-port", str(free_port()), "--load-model", "broken")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "broken/config.pbtxt:6:20: input[0].data_type" in err and "Traceback" not in err

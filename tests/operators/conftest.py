@@ -11,6 +11,8 @@ import pytest
 from operator_helpers import MODEL_DIR, MODEL_ONNX, run_operator
 from phantom import generate_phantom, write_dicom_series, write_study
 
+from tests.ports import free_port
+
 
 @pytest.fixture(scope="session")
 def small_phantom():
@@ -54,13 +56,6 @@ def demo_volumes(tmp_path_factory, demo_study):
     return out
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="session")
 def triton_env(tmp_path_factory):
@@ -70,7 +65,7 @@ def triton_env(tmp_path_factory):
 
     import tritonclient.http as httpclient
 
-    http_port, grpc_port = _free_port(), _free_port()
+    http_port, grpc_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("triton") / "service.log"
     with open(log, "w") as f:
         proc = subprocess.Popen(
