@@ -51,7 +51,7 @@ log = logging.getLogger("claractl.dicom")
 
 SLOT = 4096
 SEGMENT_BYTES = 64 * 1024 * 1024           # default; DicomSettings.spool_segment_mb
-MAX_POOLED = 4                # reusable segments kept after checkpoints; more are deleted
+MAX_POOLED = 4                # segments kept ready (zero-filled at the first start, reused after checkpoints)
 SUFFIX = ".spool"
 VERSION = 2
 # The checksum of each format version: 2 uses CRC-32C, which the CPU computes (SSE 4.2 / ARMv8):
@@ -60,7 +60,7 @@ _CHECKSUMS = {1: zlib.crc32, 2: crc32c.crc32c}
 _checksum = _CHECKSUMS[VERSION]
 _SEGMENT_HEADER = struct.Struct("<4sHHQ")                 # magic, version, reserved, epoch (+ CRC-32C)
 _RECORD_HEADER = struct.Struct("<4sHHQIQII")              # magic, version, reserved, epoch, meta len,
-#                                                           data len, CRC32 meta, CRC32 data
+#                                                           data len, checksum of meta, of data
 _SEGMENT_MAGIC, _RECORD_MAGIC = b"CLSG", b"CLRS"
 
 
