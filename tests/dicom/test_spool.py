@@ -389,6 +389,21 @@ def test_start_prepares_zero_filled_segments_once_and_a_restart_reuses_them(tmp_
         again.stop()
 
 
+def test_no_segment_is_prepared_without_room_and_receiving_still_works(tmp_path):
+    asked = []
+    spool = Spool(tmp_path / "spool", segment_bytes=SEGMENT, room=lambda size: asked.append(size) or False)
+    spool.start()
+    try:
+        assert asked == [SEGMENT] and _segments(spool.dir) == []
+        writer = spool.writer()
+        record = (_meta(1), _bytes(5000, 1))
+        _append(writer, record)                       # a segment made on demand (fallocate)
+        assert read_records(writer.path) == [record]
+        writer.close()
+    finally:
+        spool.stop()
+
+
 # ---------------------------------------------------------------------------------------- recovery
 
 @pytest.fixture

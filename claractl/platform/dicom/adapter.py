@@ -28,6 +28,7 @@ from claractl.platform.dicom.handoff import close_group
 from claractl.platform.dicom.incoming import IncomingInstance
 from claractl.platform.dicom.scp import Association, StoreRequest, StoreSCP
 from claractl.platform.dicom.spool import Spool, SpoolWriter
+from claractl.platform.dicom.storage import has_room
 from claractl.platform.dicom.transfer_syntaxes import STORAGE_TRANSFER_SYNTAXES
 from claractl.platform.store import Store
 
@@ -46,7 +47,9 @@ class DicomAdapter:
         self.access = AccessControl(store, ttl=config_ttl)
         self.dicom_dir = config.dicom_dir          # resolved once: Path.resolve() per instance is measurable
         self.groups = GroupManager(self.dicom_dir)
-        self.spool = Spool(self.dicom_dir / SPOOL_DIR, config.dicom.spool_segment_mb * 1024 * 1024)
+        self.spool = Spool(self.dicom_dir / SPOOL_DIR, config.dicom.spool_segment_mb * 1024 * 1024,
+                           room=lambda size: has_room(self.dicom_dir, size, self.settings.watermark_percent,
+                                                      self.settings.reserve_mb)[0])
         self._writers: dict[int, SpoolWriter] = {}     # per accepted association
         self._close_interval = close_interval
         self._lock = threading.Lock()

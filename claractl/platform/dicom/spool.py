@@ -223,10 +223,12 @@ class SpoolWriter:
 class Spool:
     """The segments of all associations: reuse, background publishing, checkpoints, recovery."""
 
-    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES, prepared: int = MAX_POOLED) -> None:
+    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES, prepared: int = MAX_POOLED,
+                 room: Callable[[int], bool] = lambda size: True) -> None:
         self.dir = directory
         self.segment_bytes = segment_bytes
-        self.prepared = min(prepared, MAX_POOLED)    # zero-filled segments `start` makes ready
+        self.prepared = min(prepared, MAX_POOLED)    # zero-filled segments `start` makes ready …
+        self.room = room                             # … while room(size) says the disk has room
         self._lock = threading.Lock()
         self._pool: list[Path] = []               # checkpointed segments, free for reuse
         self._outstanding: dict[Path, int] = {}   # segment in use → records not yet published
@@ -272,11 +274,16 @@ class Spool:
     def prepare(self) -> None:
         """Fill the pool up to `prepared` zero-filled segments (written once, at the first start;
         kept across restarts), whose records sync without any metadata to commit: the way
-        PostgreSQL initialises its WAL segments. Disk full only means fewer are ready."""
+        PostgreSQL initialises its WAL segments. A disk near its watermark only means fewer are
+        ready (then new segments are preallocated on demand)."""
         while True:
             with self._lock:
                 if len(self._pool) >= self.prepared:
                     return
+            if not self.room(self.segment_bytes):
+                log.warning("DICOM spool: %d segment(s) ready; no room for more under the watermark/reserve",
+                            len(self._pool))
+                return
             try:
                 path, fd = self._new_segment(zero_filled=True)
             except OSError as exc:
