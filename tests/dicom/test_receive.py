@@ -92,6 +92,10 @@ def test_config_changes_apply_without_restart(adapter, platform):
     with store.session() as s:
         s.add(AETitle(ae_title="NEWAE", pipelines=[PIPELINE]))
     wait_for(lambda: dcmtk("echoscu", "-aec", "NEWAE", "127.0.0.1", str(adapter.port)).returncode == 0, timeout=5)
+    # The same A-ASSOCIATE-RQ bytes again: its negotiation is remembered, the access check is not.
+    with store.session() as s:
+        s.delete(s.get(AETitle, "NEWAE"))
+    wait_for(lambda: dcmtk("echoscu", "-aec", "NEWAE", "127.0.0.1", str(adapter.port)).returncode != 0, timeout=5)
 
 
 def test_stored_file_meta_is_valid_part10(adapter, platform, ct5):

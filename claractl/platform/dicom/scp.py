@@ -15,6 +15,7 @@ see `ScpHandler`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import socketserver
@@ -219,6 +220,28 @@ def build_accept(rq: A_ASSOCIATE, supported: list[PresentationContext], max_pdu:
     return pdu.encode(), accepted, peer_max
 
 
+@dataclass(frozen=True)
+class Offer:
+    """An A-ASSOCIATE-RQ decoded, and what we would answer if the handler lets it in."""
+    protocol_version: int
+    calling_ae: str
+    called_ae: str
+    accept: bytes                       # the A-ASSOCIATE-AC PDU
+    contexts: tuple[tuple[int, UID], ...]
+    peer_max: int
+
+
+def make_offer(raw: bytes, supported: list[PresentationContext], max_pdu: int) -> Offer:
+    pdu = A_ASSOCIATE_RQ()
+    pdu.decode(raw)
+    rq = pdu.to_primitive()
+    calling, called = str(rq.calling_ae_title).strip(), str(rq.called_ae_title).strip()
+    if not pdu.protocol_version & 0x0001:
+        return Offer(pdu.protocol_version, calling, called, b"", (), 0)
+    ac, contexts, peer_max = build_accept(rq, supported, max_pdu)
+    return Offer(pdu.protocol_version, calling, called, ac, tuple(contexts.items()), peer_max)
+
+
 # ----------------------------------------------------------------------------- one connection
 class _Connection:
     def __init__(self, scp: StoreSCP, sock: socket.socket, address: tuple) -> None:
@@ -299,27 +322,23 @@ class _Connection:
         pdu_type, body = self._read_pdu(self.scp.max_request_pdu)
         if pdu_type != ASSOCIATE_RQ:
             raise ProtocolError(f"PDU type 0x{pdu_type:02X} before A-ASSOCIATE-RQ", UNEXPECTED_PDU)
-        raw = _HEADER.pack(pdu_type, 0, len(body)) + bytes(body)
         try:
-            pdu = A_ASSOCIATE_RQ()
-            pdu.decode(raw)
-            rq = pdu.to_primitive()
-            calling, called = str(rq.calling_ae_title).strip(), str(rq.called_ae_title).strip()
+            offer = self.scp.negotiate(_HEADER.pack(pdu_type, 0, len(body)) + bytes(body))
         except Exception as exc:
             self.scp.handler.on_malformed_request(self.peer, f"malformed A-ASSOCIATE-RQ: {exc}")
             raise ProtocolError(f"malformed A-ASSOCIATE-RQ: {exc}", INVALID_PARAMETER) from None
-        assoc = Association(calling, called, self.peer_host, self.peer_port)
-        if not pdu.protocol_version & 0x0001:
-            self.scp.handler.on_malformed_request(self.peer, f"protocol version 0x{pdu.protocol_version:04X}")
+        if not offer.protocol_version & 0x0001:
+            self.scp.handler.on_malformed_request(self.peer, f"protocol version 0x{offer.protocol_version:04X}")
             self._send(_reject_pdu(*REJECT_PROTOCOL_VERSION))
             return
-        rejection, _ = self.scp.handler.on_associate(assoc)
+        assoc = Association(offer.calling_ae, offer.called_ae, self.peer_host, self.peer_port)
+        rejection, _ = self.scp.handler.on_associate(assoc)     # asked every time, never cached
         if rejection is not None:
             self._send(_reject_pdu(*rejection))
             return
         self.assoc = assoc    # from here on on_closed is owed
-        ac, self.contexts, self.peer_max = build_accept(rq, self.scp.supported_contexts, self.scp.max_pdu)
-        self.sock.sendall(ac)
+        self.contexts, self.peer_max = dict(offer.contexts), offer.peer_max
+        self.sock.sendall(offer.accept)
 
     # ------------------------------------------------------------------ data transfer
     def _data_transfer_step(self) -> bool:
@@ -448,10 +467,21 @@ class StoreSCP:
         self.acse_timeout = acse_timeout
         self.network_timeout = network_timeout
         self._lock = threading.Lock()
+        self._negotiating = threading.Lock()
+        # A sender proposes the same contexts each time; pynetdicom spends ~10 ms of Python per
+        # A-ASSOCIATE-RQ (it validates every UID), so the outcome is kept per request bytes.
+        self._offers = functools.lru_cache(maxsize=64)(
+            lambda raw: make_offer(raw, self.supported_contexts, self.max_pdu))
         self._open = 0
         self._sockets: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def negotiate(self, raw: bytes) -> Offer:
+        """The Offer for an A-ASSOCIATE-RQ; one at a time, so that associations opened together
+        by the same sender are negotiated once (it is CPU under the GIL either way)."""
+        with self._negotiating:
+            return self._offers(raw)
 
     def start(self) -> None:
         self._server = _Server(self, self.address)
