@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pydicom
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -115,3 +116,14 @@ def dataset_bytes(path: Path) -> bytes:
     assert data[128:132] == b"DICM"
     group_len = int.from_bytes(data[140:144], "little")   # (0002,0000) UL, explicit VR
     return data[144 + group_len:]
+
+
+def assert_job_input_is(config, job, sent: list[Path]) -> dict[str, Path]:
+    """The job's input payload holds exactly the `sent` instances, as `<SOPInstanceUID>.dcm`,
+    each dataset byte-identical to what was sent; returns the input files by name."""
+    received = {p.name: p for p in (config.payloads_dir / job.payload_id / "input").iterdir()}
+    expected = {f"{pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID}.dcm": p for p in sent}
+    assert set(received) == set(expected)
+    for name, path in expected.items():
+        assert dataset_bytes(received[name]) == dataset_bytes(path), name
+    return received

@@ -20,7 +20,7 @@ from pydicom.encaps import generate_fragments
 from pydicom.filereader import read_file_meta_info
 
 from claractl.platform.dicom.synthetic import make_ct_series
-from tests.dicom.conftest import CALLED_AE, dataset_bytes, dcmtk, jobs, wait_for
+from tests.dicom.conftest import CALLED_AE, assert_job_input_is, dcmtk, jobs, wait_for
 
 SLICES = 2
 SIZE = 64
@@ -126,11 +126,8 @@ def test_compressed_instance_is_stored_as_received(compressed, adapter, platform
     log = proc.stdout + proc.stderr
     assert log.count("Received Store Response (Success)") == SLICES, log[-3000:]
     job = wait_for(lambda: jobs(store))[0]
-    stored = {read_file_meta_info(p).MediaStorageSOPInstanceUID: p
-              for p in (config.payloads_dir / job.payload_id / "input").iterdir()}
-    assert len(stored) == SLICES
+    stored = assert_job_input_is(config, job, sent)
     for path in sent:
-        got = stored[pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID]
+        got = stored[f"{pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID}.dcm"]
         assert read_file_meta_info(got).TransferSyntaxUID == case.syntax
-        assert dataset_bytes(got) == dataset_bytes(path)
         assert _fragments(got) == _fragments(path)   # pixel data never decoded / re-encoded

@@ -11,7 +11,7 @@ import pydicom
 from claractl.platform.dicom.adapter import SPOOL_DIR
 from claractl.platform.dicom.spool import read_records
 from claractl.platform.store.models import AETitle
-from tests.dicom.conftest import start_scp, CALLED_AE, DCMTK, PEER_ENV, dataset_bytes, dcmtk, jobs, wait_for
+from tests.dicom.conftest import CALLED_AE, DCMTK, PEER_ENV, assert_job_input_is, dcmtk, jobs, start_scp, wait_for
 
 
 def _spooled(config) -> int:
@@ -54,8 +54,5 @@ def test_kill_9_mid_series_then_rest_gives_one_complete_job(platform, ct200):
     assert len(found) == 1
     job = found[0]
     assert job.metadata_["instances"] == 200
-    received = {p.stem: p for p in (config.payloads_dir / job.payload_id / "input").iterdir()}
-    assert set(received) == set(uids)
-    for uid, sent in uids.items():
-        assert dataset_bytes(received[uid]) == dataset_bytes(sent)
+    assert_job_input_is(config, job, ct200)
     assert len(jobs(store)) == 1

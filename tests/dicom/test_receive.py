@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pydicom
 
-from tests.dicom.conftest import CALLED_AE, PIPELINE, dataset_bytes, dcmtk, jobs, wait_for, wait_published
+from tests.dicom.conftest import CALLED_AE, PIPELINE, assert_job_input_is, dcmtk, jobs, wait_for, wait_published
 
 
 def test_echoscu_succeeds(adapter):
@@ -28,14 +28,8 @@ def test_storescu_series_creates_one_job_with_identical_instances(adapter, platf
     assert meta["instances"] == 200 and meta["called_ae"] == CALLED_AE and meta["calling_ae"] == "STORESCU"
     assert meta["study_uid"] == first.StudyInstanceUID and meta["series_uids"] == [first.SeriesInstanceUID]
     assert meta["patient_id"] == "SYNTH001" and meta["peer"].startswith("127.0.0.1:")
-    input_dir = config.payloads_dir / job.payload_id / "input"
-    received = {p.name: p for p in input_dir.iterdir()}
-    assert len(received) == 200
-    for sent in ct200:
-        uid = pydicom.dcmread(sent, stop_before_pixels=True).SOPInstanceUID
-        got = received[f"{uid}.dcm"]
-        assert dataset_bytes(got) == dataset_bytes(sent)
-        assert pydicom.dcmread(got, stop_before_pixels=True).file_meta.MediaStorageSOPInstanceUID == uid
+    for name, got in assert_job_input_is(config, job, ct200).items():
+        assert pydicom.dcmread(got, stop_before_pixels=True).file_meta.MediaStorageSOPInstanceUID == name[:-4]
     # The group leaves the receive area (removed right after the job commit); nothing half-written.
     wait_for(lambda: not list(config.dicom_dir.rglob("*.dcm")), timeout=10)
     assert not list(config.root.rglob("*.part"))
@@ -77,12 +71,8 @@ def test_compressed_transfer_syntax_stored_as_received(adapter, platform, tmp_pa
     proc = dcmtk("storescu", "-aec", CALLED_AE, "-xr", "127.0.0.1", str(adapter.port), *map(str, src))
     assert proc.returncode == 0, proc.stderr
     job = wait_for(lambda: jobs(store))[0]
-    stored = sorted((config.payloads_dir / job.payload_id / "input").iterdir())
-    assert len(stored) == 2
-    for p in stored:
-        ds = pydicom.dcmread(p)
-        assert ds.file_meta.TransferSyntaxUID == RLELossless
-    assert sorted(dataset_bytes(p) for p in stored) == sorted(dataset_bytes(p) for p in src)
+    for p in assert_job_input_is(config, job, src).values():
+        assert pydicom.dcmread(p).file_meta.TransferSyntaxUID == RLELossless
 
 
 def test_config_changes_apply_without_restart(adapter, platform):
