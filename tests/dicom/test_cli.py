@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from claractl.cli.main import app
 from claractl.platform.dicom import DicomAdapter
-from tests.dicom.conftest import CALLED_AE, free_port, wait_for
+from tests.dicom.conftest import CALLED_AE
 from tests.dicom.test_export import storescp  # noqa: F401  (fixture)
+from tests.ports import free_port, served
 
 runner = CliRunner()
 
@@ -71,14 +69,8 @@ def test_send_without_dicom_files(tmp_path):
 def api_with_adapter(adapter):
     api = FastAPI()
     api.include_router(adapter.router, prefix="/api/v1")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    wait_for(lambda: server.started, timeout=10)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    t.join(timeout=10)
+    with served(api) as url:
+        yield url
 
 
 def test_status_through_api(api_with_adapter, adapter, ct5):

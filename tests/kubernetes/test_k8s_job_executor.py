@@ -15,6 +15,7 @@ from claractl.platform.engine.kubernetes_executor import KubernetesExecutor, Kub
 from claractl.platform.engine.layout import operator_io
 from conftest import NAMESPACE, kubernetes_platform
 from standin.server import _res
+from tests.ports import served
 
 DEFINITION = {
     "api-version": "0.6.0", "name": "ct-seg",
@@ -188,10 +189,6 @@ def test_the_engine_selects_the_executor_from_config(monkeypatch, tmp_path):
 @pytest.fixture
 def engine_api(standin, rest, tmp_path):
     """The platform API and the engine on one store, the engine running operators as Jobs."""
-    import socket
-
-    import uvicorn
-
     from claractl.platform.api import ApiContext, create_app
     from claractl.platform.client import PlatformClient
     from claractl.platform.engine import Engine
@@ -199,18 +196,6 @@ def engine_api(standin, rest, tmp_path):
 
     config, store, executor = kubernetes_platform(tmp_path, rest)
     engine = Engine(config, store, hook=InferenceHook(config), executor=executor, poll_interval=0.05)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(ApiContext(config, store, engine.hook, engine=engine)),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    engine.start()
-    client = PlatformClient(f"http://127.0.0.1:{port}")
     original_start = executor.start
 
     def start(spec):                     # poll faster than in production
@@ -218,10 +203,10 @@ def engine_api(standin, rest, tmp_path):
         job.poll_interval = 0.05
         return job
     executor.start = start
-    yield client
-    engine.stop(timeout=5)
-    server.should_exit = True
-    thread.join(timeout=5)
+    with served(create_app(ApiContext(config, store, engine.hook, engine=engine))) as url:
+        engine.start()
+        yield PlatformClient(url)
+        engine.stop(timeout=5)
     store.dispose()
 
 

@@ -3,12 +3,7 @@ with the cluster credential, as the kubernetes target reconciles pipelines, AE t
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
-import uvicorn
 
 from claractl.platform.api import ApiContext, create_app
 from claractl.platform.config import PlatformConfig
@@ -16,6 +11,7 @@ from claractl.platform.engine.inference_hook import InferenceHook
 from claractl.platform.store import Store
 from claractl.targets.kubernetes import Rest, platform_client
 from conftest import NAMESPACE, client_for
+from tests.ports import served
 
 
 @pytest.fixture
@@ -23,19 +19,8 @@ def platform_api(tmp_path):
     config = PlatformConfig(state_dir=str(tmp_path))
     store = Store(config.database_url)
     store.create_all()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(ApiContext(config, store, InferenceHook(config))),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
+    with served(create_app(ApiContext(config, store, InferenceHook(config)))) as url:
+        yield url
     store.dispose()
 
 
@@ -64,29 +49,19 @@ def test_platform_token_travels_as_x_clara_token_through_the_proxy(standin, tmp_
     config.api.host = "0.0.0.0"
     store = Store(config.database_url)
     store.create_all()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     app = create_app(ApiContext(config, store, InferenceHook(config)), token="platform-secret")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
     try:
-        standin.token = "cluster-token"
-        standin.register_proxy(NAMESPACE, "clara-platform", "8765", f"http://127.0.0.1:{port}")
-        rest = Rest(client_for(standin.url, "cluster-token"))
-        body = {"ae_title": "PACS1", "host": "10.0.0.5"}
-        with platform_client(rest, NAMESPACE, 8765) as api:
-            assert api.put("/api/v1/sources/a", json=body).status_code == 401
-        with platform_client(rest, NAMESPACE, 8765, token="wrong") as api:
-            assert api.put("/api/v1/sources/a", json=body).status_code == 401
-        with platform_client(rest, NAMESPACE, 8765, token="platform-secret") as api:
-            assert api.put("/api/v1/sources/a", json=body).status_code in (200, 201)
-            assert [s["name"] for s in api.get("/api/v1/sources").json()] == ["a"]
+        with served(app) as url:
+            standin.token = "cluster-token"
+            standin.register_proxy(NAMESPACE, "clara-platform", "8765", url)
+            rest = Rest(client_for(standin.url, "cluster-token"))
+            body = {"ae_title": "PACS1", "host": "10.0.0.5"}
+            with platform_client(rest, NAMESPACE, 8765) as api:
+                assert api.put("/api/v1/sources/a", json=body).status_code == 401
+            with platform_client(rest, NAMESPACE, 8765, token="wrong") as api:
+                assert api.put("/api/v1/sources/a", json=body).status_code == 401
+            with platform_client(rest, NAMESPACE, 8765, token="platform-secret") as api:
+                assert api.put("/api/v1/sources/a", json=body).status_code in (200, 201)
+                assert [s["name"] for s in api.get("/api/v1/sources").json()] == ["a"]
     finally:
-        server.should_exit = True
-        thread.join(timeout=5)
         store.dispose()

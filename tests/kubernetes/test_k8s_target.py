@@ -3,9 +3,7 @@ see no diff; drift, conflicts, force, prune, waiting, the Lease lock, kubeconfig
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 
 import kubernetes.client as k8s
 import pytest
@@ -17,6 +15,7 @@ from claractl.targets.kubernetes import (
 )
 from claractl.targets.kubernetes.client import INVENTORY_KINDS
 from conftest import NAMESPACE, Secret, blueprint_services, client_for, make_project
+from tests.ports import free_port
 
 
 def apply_all(rest, project, **kwargs):
@@ -253,9 +252,7 @@ def test_two_racing_lock_takers_exactly_one_wins(standin):
 # ---- errors: each one clear line ----
 
 def test_unreachable_cluster(project):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()                 # nothing listens there
     rest = Rest(client_for(f"http://127.0.0.1:{port}"), timeout=3)
     with pytest.raises(KubeError) as info:
         read_inventory(rest, NAMESPACE, project.name)
