@@ -157,3 +157,24 @@ def test_idle_connections_do_not_lock_out_peers(adapter, platform):
     finally:
         for s in idle:
             s.close()
+
+
+def test_negotiation_is_remembered_only_for_requests_of_ordinary_size(adapter):
+    """A sender's repeated A-ASSOCIATE-RQ is negotiated once; one over 64 KiB (here 100 contexts
+    of 30 transfer syntaxes each) is still accepted, but never kept in memory."""
+    offers = adapter._server._offers
+    for _ in range(3):
+        assoc = _associate(adapter.port, "CLARATEST", CALLED_AE).assoc
+        assert assoc.is_established
+        assoc.release()
+    assert (offers.cache_info().misses, offers.cache_info().hits) == (1, 2)
+    ae = AE(ae_title="CLARATEST")
+    ae.add_requested_context(Verification)
+    for i in range(99):
+        ae.add_requested_context(f"1.2.826.0.1.3680043.9.9999.{i}",
+                                 [f"1.2.826.0.1.3680043.9.9998.{j}" for j in range(29)] + ["1.2.840.10008.1.2"])
+    attempt = associate(ae, Peer(CALLED_AE, "127.0.0.1", adapter.port))
+    assert attempt.established
+    assert attempt.assoc.send_c_echo().Status == 0
+    attempt.assoc.release()
+    assert offers.cache_info().currsize == 1

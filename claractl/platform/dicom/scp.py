@@ -52,6 +52,8 @@ REJECT_PROTOCOL_VERSION = (0x01, 0x02, 0x02)
 C_STORE_RQ, C_STORE_RSP, C_ECHO_RQ, C_ECHO_RSP = 0x0001, 0x8001, 0x0030, 0x8030
 NO_DATASET = 0x0101
 
+MAX_REMEMBERED_RQ = 64 * 1024      # storescu's ~120 proposed contexts take ~10 KiB
+
 _HEADER = struct.Struct(">BBI")
 _PDV = struct.Struct(">IBB")
 _ELEMENT = struct.Struct("<HHI")
@@ -481,6 +483,8 @@ class StoreSCP:
         """The Offer for an A-ASSOCIATE-RQ; one at a time, so that associations opened together
         by the same sender are negotiated once (it is CPU under the GIL either way)."""
         with self._negotiating:
+            if len(raw) > MAX_REMEMBERED_RQ:     # bounded memory: 64 × 64 KiB at most
+                return make_offer(raw, self.supported_contexts, self.max_pdu)
             return self._offers(raw)
 
     def start(self) -> None:
