@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pydicom
@@ -15,6 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from claractl.platform.config import PlatformConfig
 from claractl.platform.dicom import DicomAdapter
+from claractl.platform.dicom.spool import SUFFIX, read_records
 from claractl.platform.dicom.synthetic import make_ct_series
 from claractl.platform.store import Store
 from claractl.platform.store.models import AETitle, Job, Pipeline, Source
@@ -34,13 +38,25 @@ def dcmtk(tool: str, *args: str, timeout: float = 120, check: bool = False) -> s
     return proc
 
 
-def start_scp(config) -> subprocess.Popen:
-    """The adapter as its own process (`python -m claractl.platform.dicom`), for kill -9 tests."""
+@contextmanager
+def scp_process(config) -> Iterator[subprocess.Popen]:
+    """The adapter as its own process (`python -m claractl.platform.dicom`), for kill -9 tests;
+    stopped with SIGTERM at the end unless the test killed it."""
     proc = subprocess.Popen([sys.executable, "-m", "claractl.platform.dicom", "--state-dir", str(config.root),
                              "--no-export"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("listening"), line
-    return proc
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening"), line
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+def spool_records(spool_dir: Path) -> dict[str, bytes]:
+    """The valid records in a receive spool directory, by instance file name."""
+    return {meta["file"]: data for seg in sorted(spool_dir.glob(f"*{SUFFIX}")) for meta, data in read_records(seg)}
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
@@ -119,11 +135,12 @@ def dataset_bytes(path: Path) -> bytes:
 
 
 def assert_job_input_is(config, job, sent: list[Path]) -> dict[str, Path]:
-    """The job's input payload holds exactly the `sent` instances, as `<SOPInstanceUID>.dcm`,
-    each dataset byte-identical to what was sent; returns the input files by name."""
+    """The job's input payload holds exactly the `sent` instances (and its metadata says how many),
+    as `<SOPInstanceUID>.dcm`, each dataset byte-identical to what was sent; returns the input
+    files by name."""
     received = {p.name: p for p in (config.payloads_dir / job.payload_id / "input").iterdir()}
     expected = {f"{pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID}.dcm": p for p in sent}
-    assert set(received) == set(expected)
+    assert set(received) == set(expected) and job.metadata_["instances"] == len(sent)
     for name, path in expected.items():
         assert dataset_bytes(received[name]) == dataset_bytes(path), name
     return received

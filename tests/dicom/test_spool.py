@@ -24,7 +24,7 @@ from claractl.platform.dicom.adapter import SPOOL_DIR
 from claractl.platform.dicom.groups import GroupManager
 from claractl.platform.dicom.spool import MAX_POOLED, SLOT, SUFFIX, WRITEBACK_CHUNK, Spool, read_records
 from claractl.platform.store.models import AETitle
-from tests.dicom.conftest import CALLED_AE, assert_job_input_is, dcmtk, jobs, start_scp, wait_for
+from tests.dicom.conftest import CALLED_AE, assert_job_input_is, dcmtk, jobs, scp_process, spool_records, wait_for
 
 SEGMENT = 64 * 1024
 # Byte offsets inside a record slot (spool._RECORD_HEADER "<4sHHQIQII").
@@ -383,7 +383,7 @@ def test_start_prepares_zero_filled_segments_once_and_a_restart_reuses_them(tmp_
     again.start()
     try:
         assert _segments(again.dir) == prepared                  # the same files: nothing made again
-        assert _all_records(again.dir) == {}
+        assert spool_records(again.dir) == {}
     finally:
         again.stop()
 
@@ -441,7 +441,7 @@ def test_recover_rewrites_acknowledged_unpublished_instances(dicom_dir):
     assert restored == 5
     assert {p.name: p.read_bytes() for p in group.dir.glob("*.dcm")} == files
     assert _segments(dicom_dir / SPOOL_DIR) == _segments(spool.dir)      # kept for reuse …
-    assert _all_records(dicom_dir / SPOOL_DIR) == {}                       # … with nothing to replay
+    assert spool_records(dicom_dir / SPOOL_DIR) == {}                       # … with nothing to replay
     (rebuilt,) = GroupManager(dicom_dir).rebuild()
     assert rebuilt.id == group.id
 
@@ -559,10 +559,6 @@ def test_recover_does_not_replay_an_older_duplicate_from_a_pooled_segment(dicom_
 # ---------------------------------------------------------------------------------------- end to end
 
 
-def _all_records(spool_dir: Path) -> dict[str, bytes]:
-    return {meta["file"]: data for seg in _segments(spool_dir) for meta, data in read_records(seg)}
-
-
 def test_kill_9_acknowledged_instances_come_back_from_the_spool_and_make_one_job(platform, ct5):
     """The association is still open when the SCP dies: its segment was never retired, so no
     checkpoint ran (and the group's 60 s timeout cannot close it): the spool holds the only
@@ -572,9 +568,7 @@ def test_kill_9_acknowledged_instances_come_back_from_the_spool_and_make_one_job
     with store.session() as s:
         s.get(AETitle, CALLED_AE).timeout = 60.0
     config.save()
-    spool_dir = config.dicom_dir / SPOOL_DIR
-    scp = start_scp(config)
-    try:
+    with scp_process(config) as scp:
         ae = AE(ae_title="CLARATEST")
         ae.add_requested_context(CTImageStorage)
         assoc = ae.associate("127.0.0.1", config.dicom.port, ae_title=CALLED_AE)
@@ -585,13 +579,9 @@ def test_kill_9_acknowledged_instances_come_back_from_the_spool_and_make_one_job
         os.kill(scp.pid, signal.SIGKILL)
         scp.wait(timeout=30)
         assoc.abort()
-    finally:
-        if scp.poll() is None:
-            scp.kill()
-            scp.wait()
     (group_dir,) = (config.dicom_dir / CALLED_AE).iterdir()
     published = {p.name: p.read_bytes() for p in group_dir.glob("*.dcm")}
-    assert _all_records(spool_dir) == published         # the spool holds all four, byte for byte
+    assert spool_records(config.dicom_dir / SPOOL_DIR) == published             # the spool holds all four, byte for byte
     names = sorted(published)
     for name in names[:2]:
         (group_dir / name).unlink()
@@ -601,21 +591,14 @@ def test_kill_9_acknowledged_instances_come_back_from_the_spool_and_make_one_job
 
     with store.session() as s:
         s.get(AETitle, CALLED_AE).timeout = 1.0
-    scp = start_scp(config)
-    try:
+    with scp_process(config):
         assert {p.name: p.read_bytes() for p in group_dir.glob("*.dcm")} == published
-        assert _all_records(spool_dir) == {}             # replayed once: headers erased, segments pooled
+        assert spool_records(config.dicom_dir / SPOOL_DIR) == {}               # replayed once: headers erased, segments pooled
         assert jobs(store) == []                        # rebuilt group keeps its 60 s timeout
         proc = dcmtk("storescu", "-aet", "CLARATEST", "-aec", CALLED_AE, "127.0.0.1", str(config.dicom.port),
                      str(ct5[4]))
         assert proc.returncode == 0, proc.stderr
-        found = wait_for(lambda: jobs(store), timeout=30)
-    finally:
-        scp.send_signal(signal.SIGTERM)
-        scp.wait(timeout=30)
-    assert len(found) == 1
-    job = found[0]
-    assert job.metadata_["instances"] == 5
+        (job,) = wait_for(lambda: jobs(store), timeout=30)
     received = assert_job_input_is(config, job, ct5)
     for name, data in published.items():
         assert received[name].read_bytes() == data
