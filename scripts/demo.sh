@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 DEMO=${CLARA_DEMO_DIR:-/tmp/claractl-demo}
+export PATH="$REPO/.venv/bin:$PATH"   # scripts/setup.sh's venv: claractl, python
 export TCP_NODELAY=1   # Debian's dcmtk stalls ~45 ms per instance without it
 
 [ -d "$DEMO/.clara" ] && claractl -C "$DEMO" platform stop >/dev/null 2>&1 || true
@@ -30,7 +31,7 @@ claractl -C "$DEMO" plan
 claractl -C "$DEMO" apply --auto-approve
 
 echo "== 4. a synthetic CT study with ground truth"
-python3 tools/phantom.py --out "$DEMO/study" --seed 7 >/dev/null
+python tools/phantom.py --out "$DEMO/study" --seed 7 >/dev/null
 echo "   $(ls "$DEMO/study/dicom" | wc -l) CT slices in $DEMO/study/dicom"
 
 echo "== 5. send it as PACS1 to ORGANSEG@127.0.0.1:11112"
@@ -42,7 +43,7 @@ for _ in $(seq 1 300); do
   [ -n "$seg" ] && break
   sleep 1
 done
-job=$(claractl -C "$DEMO" jobs list -o json | python3 -c 'import json,sys; jobs=json.load(sys.stdin); print(jobs[0]["id"] if jobs else "")')
+job=$(claractl -C "$DEMO" jobs list -o json | python -c 'import json,sys; jobs=json.load(sys.stdin); print(jobs[0]["id"] if jobs else "")')
 [ -n "$job" ] && COLUMNS=120 claractl -C "$DEMO" jobs describe "$job"
 if [ -z "${seg:-}" ]; then
   echo "demo: no SEG arrived at the PACS within 300 s; see 'claractl -C $DEMO jobs list' and 'claractl -C $DEMO platform logs'" >&2
@@ -51,5 +52,5 @@ fi
 echo "   SEG received by PACS1: $seg"
 
 echo "== 7. Dice of the SEG against the phantom's truth"
-python3 tools/seg_report.py "$seg" "$DEMO/study/dicom" "$DEMO/study/truth.nii.gz" | grep -v '^{'
+python tools/seg_report.py "$seg" "$DEMO/study/dicom" "$DEMO/study/truth.nii.gz" | grep -v '^{'
 echo "== done. Dashboard: http://127.0.0.1:8765/ui/   stop: claractl -C $DEMO destroy --auto-approve"

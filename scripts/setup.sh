@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Install everything claractl, its demo and its tests need on a fresh Debian machine.
-# Idempotent: a second run only checks.
+# Install everything claractl, its demo and its tests need on a fresh Debian machine, into a
+# virtual environment in the checkout (.venv). Idempotent: a second run only checks.
+#
+# The venv is made from Debian's own python3 when it is >= 3.11 (Debian 12: 3.11.2), so what CI
+# tests is what Debian users run; CLARA_PYTHON=/path/to/python overrides. Debian refuses
+# system-wide pip installs (PEP 668), hence the venv; nothing here needs it activated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +13,8 @@ need_apt=()
 command -v Orthanc >/dev/null || need_apt+=(orthanc)
 command -v chromium >/dev/null || need_apt+=(chromium)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -18,12 +24,28 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   (service orthanc stop || true) >/dev/null 2>&1
 fi
 
-echo "setup: pip install -e .[test]"
-python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+python=${CLARA_PYTHON:-}
+if [ -z "$python" ]; then
+  for candidate in /usr/bin/python3 python3; do
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      python=$candidate; break
+    fi
+  done
+fi
+[ -n "$python" ] || { echo "setup: no python3 >= 3.11 found (set CLARA_PYTHON)" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup: python venv .venv ($("$python" --version) from $python)"
+  rm -rf .venv
+  "$python" -m venv .venv
+fi
+
+echo "setup: .venv/bin/pip install -e .[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
 
 if [ -f package.json ]; then
   echo "setup: npm ci && npm run build"
   npm ci --no-audit --no-fund --loglevel=error
   npm run build --silent
 fi
-echo "setup: done"
+echo "setup: done (put claractl on PATH: export PATH=\"$(pwd)/.venv/bin:\$PATH\")"
