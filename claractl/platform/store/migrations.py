@@ -40,8 +40,17 @@ def _v2(conn: Connection) -> None:
     _add_column(conn, "operator_runs", "message", "TEXT")
 
 
+def _v3(conn: Connection) -> None:
+    """Clara API: metadata on pipelines, payloads and models; payload type; a job's input payloads.
+    The `model_sets` table (catalogs, instances) is created by the create_all after the step."""
+    for table in ("pipelines", "payloads", "models"):
+        _add_column(conn, table, "metadata", "JSON")
+    _add_column(conn, "payloads", "type", "VARCHAR(16)", "'pipeline'")
+    _add_column(conn, "jobs", "input_payloads", "JSON")
+
+
 # STEPS[i] upgrades version i+1 → i+2.
-STEPS: list[Callable[[Connection], None]] = [_v2]
+STEPS: list[Callable[[Connection], None]] = [_v2, _v3]
 SCHEMA_VERSION = len(STEPS) + 1
 
 

@@ -73,6 +73,7 @@ class Pipeline(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)         # parsed PDL
     export: Mapped[list[Any]] = mapped_column(JSON, default=list)    # [{agent, destinations:[…]}] from the project
     owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True, default=dict)  # v3: Clara metadata
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -86,6 +87,18 @@ class Model(Base):
     state: Mapped[str] = mapped_column(String(16), default="UNLOADED")  # LOADED | UNLOADED | FAILED
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True, default=dict)  # v3: Clara metadata
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ModelSet(Base):
+    """Clara's model catalogs and catalog instances (schema v3): a named-by-id set of models."""
+
+    __tablename__ = "model_sets"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(16))                      # "catalog" | "instance"
+    models: Mapped[list[Any]] = mapped_column(JSON, default=list)      # model names
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -123,11 +136,18 @@ class Destination(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class PayloadType:
+    PIPELINE = "pipeline"    # a job's own payload: its input/ and its operators' outputs
+    REUSABLE = "reusable"    # made on its own (Clara Payloads.Create, POST /payloads): input for jobs
+
+
 class Payload(Base):
     """A directory under <state-dir>/payloads/<id>/ ; a job's input lives in its `input/`."""
 
     __tablename__ = "payloads"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    type: Mapped[str | None] = mapped_column(String(16), nullable=True, default=PayloadType.PIPELINE)  # v3
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True, default=dict)  # v3: Clara metadata
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delete_after: Mapped[datetime | None] = mapped_column(nullable=True)
     deleted: Mapped[bool] = mapped_column(default=False)
@@ -147,6 +167,7 @@ class Job(Base):
     started: Mapped[bool] = mapped_column(default=False)               # start requested (queued)
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)  # DICOM origin etc.
+    input_payloads: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True, default=list)  # v3: input came from
     timeout: Mapped[float] = mapped_column(Float, default=600.0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
