@@ -305,6 +305,8 @@ def parse_text(text: str, source: str, *, expect: str = "mapping") -> Document:
         message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
         if "expected a single document" in message:
             message = "expected one YAML document, found more than one ('---')"
+        elif "maximum nesting depth" in message:     # PyYAML >= 6.0.3 stops deep nesting itself
+            message = f"nested more than {MAX_DEPTH} levels deep"
         raise _fail(source, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
                     f"YAML syntax error: {message}") from None
     except yaml.reader.ReaderError as exc:  # control characters and the like
