@@ -13,8 +13,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from claractl.platform.errors import PlatformError
+
 DEFAULT_STATE_DIR = ".clara"
 CONFIG_FILE = "platform.json"
+TOKEN_FILE = "api-token"                 # written 0600 by the server when it binds beyond loopback without one
 
 
 @dataclass
@@ -152,3 +155,26 @@ class PlatformConfig:
         tmp.write_text(json.dumps(self.to_dict(redact=False), indent=2, sort_keys=True))
         os.replace(tmp, path)
         return path
+
+
+def load_config(state_dir: str | os.PathLike[str], config_file: str | None = None) -> PlatformConfig:
+    """The settings in `config_file` (JSON) for `state_dir`, or `<state_dir>/platform.json`."""
+    if not config_file:
+        return PlatformConfig.load(state_dir)
+    try:
+        data = json.loads(Path(config_file).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PlatformError(f"cannot read platform config {config_file}: {exc}") from exc
+    data["state_dir"] = str(Path(state_dir).resolve())
+    try:
+        return PlatformConfig.from_dict(data)
+    except TypeError as exc:
+        raise PlatformError(f"{config_file}: {exc}") from exc
+
+
+def read_token(config: PlatformConfig) -> str | None:
+    """The API token a client on this machine sends: CLARA_API_TOKEN, the config's, or the state dir's file."""
+    if config.api_token:
+        return config.api_token
+    path = config.root / TOKEN_FILE
+    return path.read_text().strip() if path.exists() else None

@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from claractl.platform.config import PlatformConfig, load_config, read_token
+from claractl.platform.errors import PlatformError
 
-from claractl.platform.api.auth import read_token
-from claractl.platform.config import PlatformConfig
-from claractl.platform.server import Platform, PlatformError, load_config
-from claractl.platform.store import SchemaTooNewError
+# Clients (the CLI, the local target) use the background-management half of this module on
+# every command: the runtime (server, store, FastAPI) and httpx are imported where they are used.
 
 log = logging.getLogger("claractl.platform")
 
@@ -81,6 +80,9 @@ def read_pid(state_dir: Path) -> int | None:
 
 def serve(state_dir: str, config_file: str | None = None) -> None:
     """`claractl platform serve`: foreground, one per state dir."""
+    from claractl.platform.server import Platform
+    from claractl.platform.store import SchemaTooNewError
+
     config = load_config(state_dir, config_file)
     config.root.mkdir(parents=True, exist_ok=True)
     lock_fd = acquire_instance_lock(config.root)
@@ -143,6 +145,8 @@ def platform_status(state_dir: str, timeout: float = 3.0) -> dict[str, Any]:
     out: dict[str, Any] = {"state_dir": str(config.root), "running": running, "pid": read_pid(config.root) if running else None,
                            "api": config.api_url, "log": str(log_file(state_dir))}
     if running:
+        import httpx
+
         try:
             r = httpx.get(f"{config.api_url}/health/ready", timeout=timeout)
             body = r.json()
@@ -157,6 +161,8 @@ def platform_status(state_dir: str, timeout: float = 3.0) -> dict[str, Any]:
 
 def start_background(state_dir: str, config_file: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
     """Start `serve` detached; wait until /health/ready answers 200; return platform_status()."""
+    import httpx
+
     root = Path(state_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     if is_running(root):
@@ -192,6 +198,8 @@ def start_background(state_dir: str, config_file: str | None = None, timeout: fl
 
 
 def _components_not_ready(config: PlatformConfig) -> str:
+    import httpx
+
     try:
         components = httpx.get(f"{config.api_url}/health/ready", timeout=2).json().get("components", {})
     except (httpx.HTTPError, ValueError):

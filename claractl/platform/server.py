@@ -18,22 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import logging
-import os
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from claractl.platform.api import ApiContext, create_app
 from claractl.platform.api.auth import ensure_token
-from claractl.platform.config import PlatformConfig
+from claractl.platform.config import PlatformConfig, load_config
 from claractl.platform.engine import Engine
 from claractl.platform.engine.inference_hook import InferenceHook
+from claractl.platform.errors import PlatformError
 from claractl.platform.reload import DISPLAY, START_ORDER, reload_effect
 from claractl.platform.store import Store
 
@@ -46,24 +44,6 @@ OPTIONAL_COMPONENTS: dict[str, tuple[str, Any]] = {
     "dicom": ("claractl.platform.dicom:DicomAdapter", lambda c: c.dicom.enabled),
     "render": ("claractl.platform.render:RenderService", lambda c: c.render.enabled),
 }
-
-
-class PlatformError(RuntimeError):
-    """The platform cannot start or be reached; the message says why."""
-
-
-def load_config(state_dir: str | os.PathLike[str], config_file: str | None = None) -> PlatformConfig:
-    if not config_file:
-        return PlatformConfig.load(state_dir)
-    try:
-        data = json.loads(Path(config_file).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PlatformError(f"cannot read platform config {config_file}: {exc}") from exc
-    data["state_dir"] = str(Path(state_dir).resolve())
-    try:
-        return PlatformConfig.from_dict(data)
-    except TypeError as exc:
-        raise PlatformError(f"{config_file}: {exc}") from exc
 
 
 def _import(spec: str):

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Iterator
 
-import psutil
-
 from claractl.plan import (
     ActualState, ApplyResult, Change, LockError, Plan, PlanError, Resource, check_fresh, compute_plan, desired_state, walk,
 )
@@ -66,6 +64,8 @@ def holder_is_gone(holder: str) -> bool:
     m = re.fullmatch(r"[^@]*@(?P<host>\S+) pid (?P<pid>\d+)", holder)
     if not m or m["host"] != socket.gethostname():
         return False
+    import psutil   # only when a lock is held: not on every plan
+
     return not psutil.pid_exists(int(m["pid"]))
 
 

@@ -23,9 +23,9 @@ from claractl.plan import address as addr
 from claractl.plan.diff import field_diffs
 from claractl.plan.model import DELETE
 from claractl.plan.secrets import plain
+from claractl.platform.bundled import is_bundled
 from claractl.platform.client import ApiError, PlatformClient
 from claractl.platform.config import PlatformConfig
-from claractl.platform.engine.executor import LocalExecutor
 from claractl.platform.reload import effect_of_keys
 from claractl.project.model import Project
 from claractl.targets.base import LockHeld, LockInfo, Target
@@ -220,17 +220,18 @@ class LocalTarget(PlatformObjects, Target):
 
     def check(self) -> None:
         """Operators run as local processes here; any image but a bundled one needs podman or docker."""
-        executor = LocalExecutor()
-        if executor.container_runtime():
-            return
         problems = [
             f"{pipeline.file}: operator {op['name']!r} uses container image {op['container']['image']!r}, "
             "which the local target runs through podman or docker; neither is installed"
             for pipeline in self.project.pipelines
             for op in pipeline.definition.get("operators") or []
-            if not executor.is_local(op)
+            if not is_bundled(op)
         ]
-        if problems:
+        if not problems:
+            return
+        from claractl.platform.engine.executor import LocalExecutor   # the engine: only when an image needs it
+
+        if not LocalExecutor().container_runtime():
             raise PlanError("\n".join(problems))
 
     def change_note(self, change: Change) -> str | None:
@@ -292,7 +293,7 @@ class _PlatformProcess:
     @staticmethod
     def start(state_dir: Path, timeout: float) -> None:
         from claractl.platform import process
-        from claractl.platform.server import PlatformError
+        from claractl.platform.errors import PlatformError
 
         try:
             process.start_background(str(state_dir), timeout=timeout)

@@ -17,9 +17,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from claractl.platform.config import PlatformConfig
+# read_token lives with the settings so clients read it without loading FastAPI; imported from here too.
+from claractl.platform.config import TOKEN_FILE, PlatformConfig, read_token  # noqa: F401
 
-TOKEN_FILE = "api-token"
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -30,13 +30,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def read_token(config: PlatformConfig) -> str | None:
-    if config.api_token:
-        return config.api_token
-    path = config.root / TOKEN_FILE
-    return path.read_text().strip() if path.exists() else None
 
 
 def ensure_token(config: PlatformConfig) -> str | None:

@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 import psutil
 
+from claractl.platform.bundled import BUNDLED_PREFIX, is_bundled  # noqa: F401 (BUNDLED_PREFIX: kubernetes_executor)
 from claractl.platform.engine.layout import OperatorIO
 
-BUNDLED_PREFIX = "claractl/"
 CONTAINER_RUNTIMES = ("podman", "docker")
 
 
@@ -152,8 +152,7 @@ class LocalExecutor:
         self.search_path = search_path
 
     def is_local(self, op: dict[str, Any]) -> bool:
-        image = (op.get("container") or {}).get("image")
-        return not image or str(image).startswith(BUNDLED_PREFIX)
+        return is_bundled(op)
 
     def container_runtime(self) -> str | None:
         for name in self.runtimes:
