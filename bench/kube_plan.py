@@ -34,7 +34,7 @@ import kubernetes.client as k8s  # noqa: E402
 from claractl.project.model import Project, Target  # noqa: E402
 from claractl.targets.kubernetes import KINDS, Rest, desired_objects, field_changes, read_inventory  # noqa: E402
 from claractl.targets.kubernetes import helm  # noqa: E402
-from claractl.targets.kubernetes.client import INVENTORY_KINDS  # noqa: E402
+from claractl.kube.client import INVENTORY_KINDS  # noqa: E402
 from claractl.targets.kubernetes.manifests import label_inventory  # noqa: E402
 from standin import StandIn  # noqa: E402
 from standin.resources import BY_PATH  # noqa: E402

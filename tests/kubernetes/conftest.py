@@ -8,7 +8,7 @@ import kubernetes.client as k8s
 import pytest
 
 from claractl.project.model import Project, Secret, Target
-from claractl.targets.kubernetes.client import Rest
+from claractl.kube.client import Rest
 from standin import StandIn
 
 NAMESPACE = "clara"

@@ -254,7 +254,7 @@ def test_lint_reports_schema_errors_as_errors():
 @pytest.mark.parametrize("case,services", edge_services(), ids=[c for c, _ in edge_services()])
 def test_every_rendered_kind_is_read_back_by_the_inventory(case, services):
     # A kind missing from the inventory list would never show in a plan nor be pruned.
-    from claractl.targets.kubernetes.client import INVENTORY_KINDS
+    from claractl.kube.client import INVENTORY_KINDS
     assert {o["kind"] for o in render(services)} <= set(INVENTORY_KINDS)
 
 

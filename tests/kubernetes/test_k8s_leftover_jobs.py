@@ -16,9 +16,7 @@ from conftest import NAMESPACE, kubernetes_platform
 from claractl.platform.engine import Engine
 from claractl.platform.engine.executor import OperatorSpec
 from claractl.platform.engine.inference_hook import InferenceHook
-from claractl.platform.engine.kubernetes_executor import (
-    job_name,
-)
+from claractl.platform.engine.kubernetes_jobs import job_name
 from claractl.platform.engine.kubernetes_leftovers import remove_leftover_jobs
 from claractl.platform.engine.layout import operator_io
 from claractl.platform.store.jobs import create_job

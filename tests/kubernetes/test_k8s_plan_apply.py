@@ -228,7 +228,7 @@ def test_a_steady_plan_reads_one_list_per_kind_and_no_object_by_name(cluster):
     before = len(standin.requests)
     assert cli(project, "plan", "--detailed-exitcode")[0] == 0
     kube = [(m, p) for m, p in standin.requests[before:] if "/proxy/" not in p]
-    from claractl.targets.kubernetes.client import INVENTORY_KINDS
+    from claractl.kube.client import INVENTORY_KINDS
     assert len(kube) == len(INVENTORY_KINDS) and all(m == "GET" for m, _p in kube)
     assert not any(p.rsplit("/", 1)[-1].startswith("clara-") for _m, p in kube)     # lists, not GETs by name
 

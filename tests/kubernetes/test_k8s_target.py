@@ -13,7 +13,7 @@ from claractl.targets.kubernetes import (
     KINDS, ApplyConflict, KubeError, LeaseLock, LockHeld, Rest, WaitTimeout, apply_object, delete_object, existing_owner,
     desired_objects, field_changes, force_unlock, load_api_client, normalize_for_diff, read_inventory, wait_ready,
 )
-from claractl.targets.kubernetes.client import INVENTORY_KINDS
+from claractl.kube.client import INVENTORY_KINDS
 from conftest import NAMESPACE, Secret, blueprint_services, client_for, make_project
 from tests.ports import free_port
 
@@ -339,7 +339,7 @@ def test_in_cluster_config_is_used_in_a_pod(tmp_path, monkeypatch):
 
 
 def test_lease_names_are_valid_for_any_project_name(rest):
-    from claractl.targets.kubernetes.lock import lease_name
+    from claractl.kube.lock import lease_name
     assert lease_name("radiology-ai") == "claractl-radiology-ai"
     assert lease_name("Radiology_AI") != lease_name("radiology-ai")
     assert lease_name("Radiology_AI") != lease_name("radiology_ai")

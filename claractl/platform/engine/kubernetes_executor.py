@@ -18,10 +18,8 @@ the state dir).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -30,17 +28,16 @@ from typing import Any
 
 from claractl.platform.config import PlatformConfig
 from claractl.platform.engine.executor import BUNDLED_PREFIX, ExecutorError, OperatorSpec, operator_env
+from claractl.platform.engine.kubernetes_jobs import (
+    JOB, JOB_ID_LABEL, OPERATOR_LABEL, OPERATOR_LABELS, POD, job_name, label_value, resources,
+)
+from claractl.platform.engine.kubernetes_leftovers import remove_leftover_jobs
 from claractl.platform.store import Store
-from claractl.targets.kubernetes.client import KINDS, Rest, load_api_client
-from claractl.targets.kubernetes.errors import KubeError
+from claractl.kube.client import Rest, load_api_client
+from claractl.kube.errors import KubeError
 
 log = logging.getLogger("claractl.engine")
-JOB, POD = KINDS["Job"], KINDS["Pod"]
 PAYLOAD_MOUNT = "/payload"
-JOB_ID_LABEL = "claractl.dev/job-id"
-OPERATOR_LABEL = "claractl.dev/operator"
-# On every operator Job (with the two above); recovery finds a crashed platform's Jobs by them.
-OPERATOR_LABELS = {"app.kubernetes.io/name": "clara-operator", "app.kubernetes.io/managed-by": "claractl-platform"}
 POLL = 1.0
 
 
@@ -68,31 +65,6 @@ class KubernetesSettings:
 def _pod_namespace() -> str:
     path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
     return path.read_text().strip() if path.exists() else "default"
-
-
-def job_name(job_id: str, operator: str) -> str:
-    """clara-<job id prefix>-<operator>, a DNS label (≤63): operator names may not be."""
-    op = re.sub(r"[^a-z0-9-]", "-", operator.lower()).strip("-") or "op"
-    digest = hashlib.sha256(f"{job_id}/{operator}".encode()).hexdigest()[:6]
-    return f"clara-{job_id[:8]}-{op[:40]}-{digest}".lower()
-
-
-def label_value(text: str) -> str:
-    value = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
-    return value.strip("-_.") or "x"
-
-
-def resources(requests: dict[str, Any] | None) -> dict[str, Any]:
-    """PDL requests → requests and limits (equal: the engine admitted the job on these numbers)."""
-    amounts: dict[str, str] = {}
-    req = requests or {}
-    if req.get("cpu"):
-        amounts["cpu"] = f"{float(req['cpu']):g}"
-    if req.get("memory"):
-        amounts["memory"] = f"{int(req['memory'])}Mi"
-    if req.get("gpu"):
-        amounts["nvidia.com/gpu"] = str(int(req["gpu"]))
-    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
 
 
 class KubernetesExecutor:
@@ -174,7 +146,6 @@ class KubernetesExecutor:
     def after_recovery(self, store: Store) -> list[str]:
         """Engine start, after recover(): delete the Jobs a crashed platform left (see
         kubernetes_leftovers.py). Returns the names deleted."""
-        from claractl.platform.engine.kubernetes_leftovers import remove_leftover_jobs
         try:
             rest = self.rest
         except ExecutorError as exc:

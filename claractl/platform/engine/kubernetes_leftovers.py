@@ -19,7 +19,7 @@ import time
 
 from sqlalchemy import select
 
-from claractl.platform.engine.kubernetes_executor import (
+from claractl.platform.engine.kubernetes_jobs import (
     JOB,
     JOB_ID_LABEL,
     OPERATOR_LABELS,
@@ -28,8 +28,8 @@ from claractl.platform.engine.kubernetes_executor import (
 )
 from claractl.platform.store import Store
 from claractl.platform.store.models import Job, JobState
-from claractl.targets.kubernetes.client import Rest
-from claractl.targets.kubernetes.errors import KubeError
+from claractl.kube.client import Rest
+from claractl.kube.errors import KubeError
 
 log = logging.getLogger("claractl.engine")
 DELETE_OPTIONS = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}

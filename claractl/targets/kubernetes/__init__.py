@@ -11,16 +11,16 @@ Public surface for the plan engine:
 - errors: `KubeError` (one line), `ApplyConflict`, `LockHeld`, `WaitTimeout`
 """
 
-from claractl.targets.kubernetes.apply import apply_object, delete_object, existing_owner
-from claractl.targets.kubernetes.client import KINDS, Rest, load_api_client
-from claractl.targets.kubernetes.diff import field_changes, normalize_for_diff
-from claractl.targets.kubernetes.errors import ApplyConflict, KubeError, LockHeld, WaitTimeout
-from claractl.targets.kubernetes.inventory import read_inventory
-from claractl.targets.kubernetes.lock import LeaseLock, force_unlock
-from claractl.targets.kubernetes.proxy import platform_base_url, platform_client
+from claractl.kube.apply import apply_object, delete_object, existing_owner
+from claractl.kube.client import KINDS, Rest, load_api_client
+from claractl.kube.diff import field_changes, normalize_for_diff
+from claractl.kube.errors import ApplyConflict, KubeError, LockHeld, WaitTimeout
+from claractl.kube.inventory import read_inventory
+from claractl.kube.lock import LeaseLock, force_unlock
+from claractl.kube.proxy import platform_base_url, platform_client
 from claractl.targets.kubernetes.manifests import DesiredObject, desired_objects, object_address
 from claractl.targets.kubernetes.values import values_for
-from claractl.targets.kubernetes.wait import readiness, wait_ready
+from claractl.kube.wait import readiness, wait_ready
 
 __all__ = [
     "ApplyConflict", "DesiredObject", "KINDS", "KubeError", "LeaseLock", "LockHeld", "Rest", "WaitTimeout",

@@ -12,14 +12,11 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from claractl.kube.labels import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, SERVICE_LABEL
 from claractl.project.model import Project
 from claractl.targets.kubernetes import helm
 from claractl.targets.kubernetes.values import RELEASE, charts_dir, namespace_of, values_for
 
-PROJECT_LABEL = "claractl.dev/project"
-SERVICE_LABEL = "claractl.dev/service"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGER = "claractl"
 
 
 @dataclass
@@ -42,10 +39,6 @@ class DesiredObject:
 
 def object_address(service: str, obj: dict[str, Any]) -> str:
     return f"service.{service}/{obj['kind']}/{obj['metadata']['name']}"
-
-
-def inventory_selector(project_name: str) -> str:
-    return f"{PROJECT_LABEL}={project_name}"
 
 
 def label_inventory(obj: dict[str, Any], project_name: str, service: str, namespace: str) -> dict[str, Any]:

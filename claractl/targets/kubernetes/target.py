@@ -23,18 +23,18 @@ from claractl.plan.secrets import plain
 from claractl.platform.client import PlatformClient
 from claractl.project.model import Project, Secret
 from claractl.targets.base import LockHeld, LockInfo, Target
-from claractl.targets.kubernetes.apply import apply_object, delete_object, existing_owner
-from claractl.targets.kubernetes.client import FIELD_MANAGER, KINDS, Rest, load_api_client
-from claractl.targets.kubernetes.diff import normalize_for_diff, project_like
-from claractl.targets.kubernetes.errors import KubeError
-from claractl.targets.kubernetes.errors import LockHeld as LeaseHeld
-from claractl.targets.kubernetes.inventory import read_inventory
-from claractl.targets.kubernetes.lock import LeaseLock
-from claractl.targets.kubernetes.lock import force_unlock as lease_force_unlock
+from claractl.kube.apply import apply_object, delete_object, existing_owner
+from claractl.kube.client import FIELD_MANAGER, KINDS, Rest, load_api_client
+from claractl.kube.diff import normalize_for_diff, project_like
+from claractl.kube.errors import KubeError
+from claractl.kube.errors import LockHeld as LeaseHeld
+from claractl.kube.inventory import read_inventory
+from claractl.kube.lock import LeaseLock
+from claractl.kube.lock import force_unlock as lease_force_unlock
 from claractl.targets.kubernetes.manifests import PROJECT_LABEL, SERVICE_LABEL, desired_objects
-from claractl.targets.kubernetes.proxy import platform_client
+from claractl.kube.proxy import platform_client
 from claractl.targets.kubernetes.values import namespace_of
-from claractl.targets.kubernetes.wait import wait_ready
+from claractl.kube.wait import wait_ready
 from claractl.targets.platform_objects import PlatformObjects
 
 WAIT_TIMEOUT = 300.0       # seconds for a Deployment to become available (CLARA_K8S_WAIT_TIMEOUT)

@@ -63,9 +63,9 @@ def validate(res: Resource, obj: dict) -> list[tuple[str, str]]:
                        "characters, '-' or '.', and must start and end with an alphanumeric character"))
     for key, value in (meta.get("labels") or {}).items():
         if not _LABEL_NAME.match(key) or len(key.split("/")[-1]) > 63:
-            errors.append((f"metadata.labels", f'Invalid value: "{key}": name part must consist of alphanumeric characters'))
+            errors.append(("metadata.labels", f'Invalid value: "{key}": name part must consist of alphanumeric characters'))
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
-            errors.append((f"metadata.labels", f'Invalid value: "{value}": a valid label must be an empty string or consist of alphanumeric characters, \'-\', \'_\' or \'.\' (at most 63)'))
+            errors.append(("metadata.labels", f'Invalid value: "{value}": a valid label must be an empty string or consist of alphanumeric characters, \'-\', \'_\' or \'.\' (at most 63)'))
     spec = obj.get("spec") or {}
     if res.kind in ("Deployment", "StatefulSet"):
         selector = (spec.get("selector") or {}).get("matchLabels") or {}

@@ -273,7 +273,7 @@ def _handler(api: StandIn):
                 pre = (body or {}).get("preconditions", {}).get("resourceVersion") if isinstance(body, dict) else None
                 api.delete_options.append((res.kind, name, body if isinstance(body, dict) else {}))
                 return self._send(200, store.delete(res, ns, name, dry_run, pre))
-            raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
         def _parse(self, raw: bytes, content_type: str) -> Any:
             if not raw:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
-import json
 import threading
 import uuid
 from typing import Any, Callable
@@ -253,7 +252,7 @@ class Store:
             elif content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
                 new = _merge_patch(base, body, strategic=content_type.startswith("application/strategic"))
             else:
-                raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json")
+                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json")
             rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
             if rv and rv != old["metadata"]["resourceVersion"]:
                 raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.qualified} "{name}": '

@@ -6,8 +6,9 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from claractl.targets.kubernetes.client import FIELD_MANAGER, Rest, kind_of
-from claractl.targets.kubernetes.errors import ApplyConflict, status_of, translate
+from claractl.kube.client import FIELD_MANAGER, Rest, kind_of
+from claractl.kube.labels import PROJECT_LABEL
+from claractl.kube.errors import ApplyConflict, status_of, translate
 
 
 def _address(obj: dict[str, Any]) -> str:
@@ -51,8 +52,6 @@ def existing_owner(rest: Rest, obj: dict[str, Any]) -> str | None:
     """For a planned create: the claractl project that owns an object of that name already
     ("" = one not made by claractl), or None when the name is free. Two projects sharing a
     namespace would otherwise take each other's objects over silently (same field manager)."""
-    from claractl.targets.kubernetes.manifests import PROJECT_LABEL
-
     kind = kind_of(obj)
     meta = obj["metadata"]
     live = rest.get(kind, meta.get("namespace") if kind.namespaced else None, meta["name"])

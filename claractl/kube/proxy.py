@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import httpx
 
-from claractl.targets.kubernetes.client import Rest
-from claractl.targets.kubernetes.values import RELEASE
-
-PLATFORM_SERVICE = f"{RELEASE}-platform"
+from claractl.kube.client import Rest
+PLATFORM_SERVICE = "clara-platform"        # release "clara", chart "platform" (targets/kubernetes/values.py)
 
 
 def platform_base_url(rest: Rest, namespace: str, port: int = 8765, service: str = PLATFORM_SERVICE) -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from claractl.targets.kubernetes.client import Rest, kind_of
-from claractl.targets.kubernetes.errors import KubeError, WaitTimeout
+from claractl.kube.client import Rest, kind_of
+from claractl.kube.errors import KubeError, WaitTimeout
 
 
 def readiness(obj: dict[str, Any] | None) -> tuple[bool, str]:

@@ -17,8 +17,8 @@ import time
 import uuid
 from typing import Any
 
-from claractl.targets.kubernetes.client import KINDS, Rest
-from claractl.targets.kubernetes.errors import KubeError, LockHeld
+from claractl.kube.client import KINDS, Rest
+from claractl.kube.errors import KubeError, LockHeld
 
 LEASE = KINDS["Lease"]
 

@@ -12,7 +12,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from claractl.targets.kubernetes.errors import KubeError, status_of, translate
+from claractl.kube.errors import KubeError, status_of, translate
 
 FIELD_MANAGER = "claractl"
 

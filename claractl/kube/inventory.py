@@ -6,8 +6,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from claractl.targets.kubernetes.client import INVENTORY_KINDS, KINDS, Rest
-from claractl.targets.kubernetes.manifests import inventory_selector
+from claractl.kube.client import INVENTORY_KINDS, KINDS, Rest
+from claractl.kube.labels import inventory_selector
 
 
 def read_inventory(rest: Rest, namespace: str, project: str, kinds: list[str] | None = None,
