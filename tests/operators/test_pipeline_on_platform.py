@@ -69,7 +69,7 @@ def test_bundled_pipeline_end_to_end(platform, demo_study, tmp_path):
     assert f"operators/dicom-reader/{uid}.nii.gz" in by_agent["renderserver"]["files"]
     assert f"operators/ai-inference/{uid}.nii.gz" in by_agent["renderserver"]["files"]
 
-    seg_file = c.download_payload_file(payload["id"], "operators/dicom-seg-writer/seg.dcm", tmp_path / "seg.dcm")
+    seg_file = c.download_payload_file(job["payload_id"], "operators/dicom-seg-writer/seg.dcm", tmp_path / "seg.dcm")
     seg = hd.seg.segread(seg_file)
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == uid
     sources = sorted((pydicom.dcmread(f) for f in (study / "dicom").glob("*.dcm")),

@@ -73,8 +73,9 @@ def test_jobs_create_list_filter_and_status(api):
     c.put_pipeline("seg", NOOP)
     payload = c.create_payload()
     job = c.create_job("seg", name="j1", priority="higher", payload_id=payload["id"], metadata={"study": "1.2.3"})
-    assert (job["state"], job["priority"], job["payload_id"], job["metadata"]) == (
-        "PENDING", "higher", payload["id"], {"study": "1.2.3"})
+    assert (job["state"], job["priority"], job["input_payloads"], job["metadata"]) == (
+        "PENDING", "higher", [payload["id"]], {"study": "1.2.3"})
+    assert job["payload_id"] != payload["id"]         # a job's outputs go to a payload of its own
     assert [o["name"] for o in job["operators"]] == ["main"]
     other = c.create_job("seg")
     assert other["payload_id"] != payload["id"]

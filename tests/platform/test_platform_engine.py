@@ -42,7 +42,9 @@ def test_three_operators_pass_named_outputs_with_clara_payload_layout(start_plat
     job = c.wait_for_job(job["id"], timeout=60)
     assert (job["state"], job["status"]) == ("STOPPED", "HEALTHY"), job["message"]
 
-    files = {f["path"] for f in c.list_payload_files(payload["id"])}
+    # The job's outputs are in its own payload; the given payload is its (unchanged) input.
+    assert {f["path"] for f in c.list_payload_files(payload["id"])} == {"input/a.txt", "input/notes/b.txt"}
+    files = {f["path"] for f in c.list_payload_files(job["payload_id"])}
     assert files == {
         "input/a.txt", "input/notes/b.txt",
         "operators/upper/a.txt", "operators/upper/notes/b.txt",
@@ -50,7 +52,7 @@ def test_three_operators_pass_named_outputs_with_clara_payload_layout(start_plat
         "operators/split/right/a.txt",
         "operators/merge/result/result.txt", "operators/merge/result/env.json",
     }
-    root = p.config.payloads_dir / payload["id"]
+    root = p.config.payloads_dir / job["payload_id"]
     assert (root / "operators/upper/a.txt").read_text() == "ONE\nTWO\nTHREE\nFOUR\n"
     assert (root / "operators/upper/notes/b.txt").read_text() == "X\n"
     assert (root / "operators/split/left/a.txt").read_text() == "ONE\nTHREE\n"

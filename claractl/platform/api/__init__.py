@@ -16,7 +16,9 @@ from claractl import __version__
 from claractl.platform.api import errors
 from claractl.platform.api.auth import BearerTokenMiddleware, is_loopback
 from claractl.platform.api.context import ApiContext
-from claractl.platform.api.routes import config_objects, exports, health, jobs, locks, models, payloads, reload
+from claractl.platform.api.routes import (
+    config_objects, exports, health, jobs, locks, models, payloads, reload, utilization,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -36,7 +38,7 @@ def create_app(context: ApiContext, token: str | None = None) -> FastAPI:
     required = not is_loopback(context.config.api.host)
     app.add_middleware(BearerTokenMiddleware, token=token if token is not None else context.config.api_token,
                        required=required)
-    for module in (config_objects, reload, models, jobs, payloads, exports, locks):
+    for module in (config_objects, reload, models, jobs, payloads, exports, locks, utilization):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     for comp in context.components.values():

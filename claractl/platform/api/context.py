@@ -1,30 +1,13 @@
-"""What every route needs: config, store, the engine to wake, the inference hook, components."""
+"""What every route needs: the operations' Context (config, store, engine, inference hook, components)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
 from fastapi import Request
 
-from claractl.platform.config import PlatformConfig
-from claractl.platform.engine.inference_hook import InferenceHook
-from claractl.platform.store import Store
+from claractl.platform.operations import Context
+
+ApiContext = Context        # the HTTP API's name for it (routes: `c: ApiContext = Depends(ctx)`)
 
 
-@dataclass
-class ApiContext:
-    config: PlatformConfig
-    store: Store
-    hook: InferenceHook
-    engine: Any = None                                     # has wake() and status()
-    components: dict[str, Any] = field(default_factory=dict)   # name → component (status())
-    reload: Callable[[], dict[str, Any]] | None = None    # apply changed settings (Platform.reload)
-
-    def wake_engine(self) -> None:
-        if self.engine is not None:
-            self.engine.wake()
-
-
-def ctx(request: Request) -> ApiContext:
+def ctx(request: Request) -> Context:
     return request.app.state.ctx

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from claractl.platform.operations import OperationError
+
 log = logging.getLogger("claractl.api")
 
 
@@ -35,6 +37,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException):
         return JSONResponse(_body(exc.detail), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationError)
+    async def operation_error(_request: Request, exc: OperationError):
+        return JSONResponse({"detail": exc.message}, status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError):

@@ -36,11 +36,13 @@ class PipelineIn(Strict):
 
 class PipelineOut(BaseModel):
     id: str
+    clara_id: str                      # the same id as Clara's API spells it (32 hex digits)
     name: str
     definition_text: str
     definition: dict[str, Any]
     export: list[Any]
     owner: str | None
+    metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
 
@@ -92,6 +94,9 @@ class DestinationOut(SourceOut):
 
 class ModelOut(BaseModel):
     name: str
+    clara_id: str                      # Clara's model id (derived from the name; never changes)
+    platform: str                      # config.pbtxt platform / backend (onnxruntime_onnx, …)
+    metadata: dict[str, Any]
     digest: str
     config: dict[str, Any]
     versions: list[Any]
@@ -106,7 +111,8 @@ class JobIn(Strict):
     pipeline: str = Field(min_length=1, max_length=255)
     name: str | None = Field(default=None, min_length=1, max_length=255)
     priority: Priority = "normal"
-    payload_id: str | None = Field(default=None, max_length=36)
+    payload_id: str | None = Field(default=None, max_length=36)     # input payload (same as input_payloads=[id])
+    input_payloads: list[str] = Field(default_factory=list, max_length=100)
     metadata: dict[str, Any] = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0, le=7 * 86400)
 
@@ -128,10 +134,12 @@ class OperatorOut(BaseModel):
 
 class JobOut(BaseModel):
     id: str
+    clara_id: str                      # the same id as Clara's API spells it (32 hex digits)
     name: str
     pipeline: str
     pipeline_id: str
-    payload_id: str
+    payload_id: str                    # the job's own payload: its input/ and its operators' outputs
+    input_payloads: list[str]          # payloads its input/ was taken from
     priority: str
     state: str
     status: str
@@ -149,8 +157,16 @@ class JobOut(BaseModel):
     operators: list[OperatorOut]
 
 
+class PayloadIn(Strict):
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
 class PayloadOut(BaseModel):
     id: str
+    clara_id: str
+    type: str                          # pipeline (a job's own) | reusable
+    job_id: str | None = None          # the job whose payload it is
+    metadata: dict[str, Any]
     created_at: datetime
     deleted: bool
 

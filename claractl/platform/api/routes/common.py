@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
-
 from claractl.platform.api.errors import api_error
+from claractl.platform.operations.common import row_dict, utc
 
-
-def utc(dt: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes for timezone-aware columns; they are UTC."""
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt
-
-
-def row_dict(row: Any, fields: list[str]) -> dict[str, Any]:
-    out = {}
-    for f in fields:
-        v = getattr(row, f)
-        out[f] = utc(v) if isinstance(v, datetime) else v
-    return out
+__all__ = ["row_dict", "utc", "not_found"]
 
 
 def not_found(kind: str, key: str):

@@ -5,88 +5,45 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from claractl.platform.api.context import ApiContext, ctx
-from claractl.platform.api.errors import api_error
 from claractl.platform.api.routes.common import not_found, row_dict
 from claractl.platform.api.schemas import (
     AE_TITLE, NAME, AETitleIn, AETitleOut, DestinationIn, DestinationOut, PipelineIn, PipelineOut,
     SourceIn, SourceOut,
 )
-from claractl.project import ProjectError, parse_pipeline
-from claractl.platform.store.models import AETitle, Destination, Job, JobState, Pipeline, Source, utcnow
+from claractl.platform.operations import pipelines as pipeline_ops
+from claractl.platform.store.models import AETitle, Destination, Source, utcnow
 
 router = APIRouter()
 NamePath = Path(pattern=NAME, max_length=255)
 AEPath = Path(pattern=AE_TITLE, max_length=16)
 
 
-def parse_pdl(text: str, source: str) -> dict[str, Any]:
-    """Validate a Clara PDL text with the project loader; a readable 422 when it is invalid."""
-    try:
-        return parse_pipeline(text, source)
-    except ProjectError as exc:   # lists every problem with source:line:column
-        raise api_error(422, f"invalid pipeline definition: {exc}")
-
-
-# -- pipelines ---------------------------------------------------------------------------------
-PIPELINE_FIELDS = ["id", "name", "definition_text", "definition", "export", "owner", "created_at", "updated_at"]
-
-
+# -- pipelines (logic: claractl.platform.operations.pipelines, shared with the Clara API) ------------
 @router.get("/pipelines", response_model=list[PipelineOut], tags=["pipelines"])
 def list_pipelines(c: ApiContext = Depends(ctx)):
-    with c.store.session() as s:
-        query = select(Pipeline).where(~Pipeline.name_key.contains("#deleted-")).order_by(Pipeline.name_key)
-        return [row_dict(p, PIPELINE_FIELDS) for p in s.scalars(query)]
+    return pipeline_ops.list_pipelines(c)
 
 
 @router.get("/pipelines/{name}", response_model=PipelineOut, tags=["pipelines"])
 def get_pipeline(name: str = NamePath, c: ApiContext = Depends(ctx)):
-    with c.store.session() as s:
-        p = s.scalars(select(Pipeline).where(Pipeline.name_key == name.lower())).first()
-        if p is None:
-            raise not_found("pipeline", name)
-        return row_dict(p, PIPELINE_FIELDS)
+    return pipeline_ops.get_pipeline(c, name)
 
 
 @router.put("/pipelines/{name}", response_model=PipelineOut, tags=["pipelines"])
 def put_pipeline(body: PipelineIn, response: Response, name: str = NamePath, c: ApiContext = Depends(ctx)):
-    definition = parse_pdl(body.definition_text, f"pipeline {name}")
     export = [e.model_dump(by_alias=True, exclude_none=True) for e in body.export]
-    with c.store.session() as s:
-        p = s.scalars(select(Pipeline).where(Pipeline.name_key == name.lower())).first()
-        if p is None:
-            p = Pipeline(name=name, name_key=name.lower())
-            s.add(p)
-            response.status_code = 201
-        p.name = name
-        p.definition_text = body.definition_text
-        p.definition = definition
-        p.export = export
-        p.owner = body.owner
-        p.updated_at = utcnow()
-        s.flush()
-        return row_dict(p, PIPELINE_FIELDS)
+    pipeline, created = pipeline_ops.put_pipeline(c, name, body.definition_text, export, body.owner)
+    if created:
+        response.status_code = 201
+    return pipeline
 
 
 @router.delete("/pipelines/{name}", status_code=204, tags=["pipelines"])
 def delete_pipeline(name: str = NamePath, c: ApiContext = Depends(ctx)):
-    with c.store.session() as s:
-        p = s.scalars(select(Pipeline).where(Pipeline.name_key == name.lower())).first()
-        if p is None:
-            raise not_found("pipeline", name)
-        active = s.scalar(select(func.count()).select_from(Job).where(
-            Job.pipeline_id == p.id, Job.state != JobState.STOPPED))
-        if active:
-            raise api_error(409, f"pipeline {name!r} has {active} job(s) not yet stopped; cancel them first")
-        # Jobs keep their own definition snapshot; detach them by keeping the row id unused.
-        if s.scalar(select(func.count()).select_from(Job).where(Job.pipeline_id == p.id)):
-            p.name_key = f"{p.name_key}#deleted-{p.id}"[:255]
-            p.owner = None
-            p.definition = {**p.definition, "deleted": True}
-        else:
-            s.delete(p)
+    pipeline_ops.delete_pipeline(c, name)
     return Response(status_code=204)
 
 
