@@ -29,6 +29,7 @@ from claractl.platform.operations.context import Context
 from claractl.platform.operations.errors import Conflict, Invalid, NotFound, not_found
 from claractl.platform.operations.ids import clara_id, lookup_id, model_id
 from claractl.platform.safe_tar import UnsafeArchive, extract_tar
+from claractl.platform.safe_tar import UnsafeArchive, extract_tar
 from claractl.platform.store.digest import model_digest
 from claractl.platform.store.models import Model, ModelSet, utcnow
 
@@ -43,13 +44,6 @@ class BadModel(ValueError):
 def as_dict(m: Model) -> dict[str, Any]:
     return {**row_dict(m, FIELDS), "clara_id": model_id(m.name), "metadata": dict(m.metadata_ or {}),
             "platform": (m.config or {}).get("platform") or (m.config or {}).get("backend") or ""}
-
-
-def _extract_tar(archive: Path, dest: Path) -> None:
-    try:
-        extract_tar(archive, dest)   # not extractall(filter=): Debian 12's Python 3.11.2 lacks it
-    except UnsafeArchive as exc:
-        raise BadModel(str(exc)) from None
 
 
 def _extract_zip(archive: Path, dest: Path) -> None:
@@ -69,7 +63,9 @@ def extract(archive: Path, dest: Path) -> Path:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, dest)
         else:
-            _extract_tar(archive, dest)
+            extract_tar(archive, dest)
+    except UnsafeArchive as exc:
+        raise BadModel(str(exc)) from exc
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
         raise BadModel(f"the body is not a readable tar.gz or zip archive: {exc}") from exc
     if (dest / "config.pbtxt").is_file():
