@@ -13,15 +13,21 @@ from claractl.project.blueprints import DEFAULT_BLUEPRINT, BlueprintError, list_
 def register(app: typer.Typer) -> None:
     @app.command()
     def init(
-        directory: str = typer.Argument(".", help="Where to create the project (created if missing)."),
-        blueprint: str = typer.Option(DEFAULT_BLUEPRINT, "-b", "--blueprint", help="Blueprint to start from (see --list)."),
-        name: Optional[str] = typer.Option(None, "--name", help="Project name (default: from the directory name)."),
+        directory: str = typer.Argument(".", metavar="DIR", help="Where to create the project (created if missing)."),
+        blueprint: str = typer.Option(DEFAULT_BLUEPRINT, "-b", "--blueprint", metavar="NAME", help="Blueprint to start from (see --list)."),
+        name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Project name (default: from the directory name)."),
         list_: bool = typer.Option(False, "--list", help="List the blueprints and exit."),
         force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
     ) -> None:
         """Create a project (clara.yaml, pipelines, models) from a blueprint.
 
         Existing files are never overwritten unless --force is given. The result is valid as generated: run `claractl validate` in DIR, then `claractl plan`.
+
+        \b
+        Examples:
+          claractl init --list                   # the blueprints
+          claractl init my-project --blueprint ct-segmentation
+          claractl init . --name hospital-a      # the minimal blueprint, here
         """
         if list_:
             for item in list_blueprints():

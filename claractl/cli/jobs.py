@@ -6,14 +6,17 @@ import json
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from rich.table import Table
 
 from claractl.cli import console as cli_console
-from claractl.platform.client import ApiError, PlatformClient
 from claractl.platform.config import DEFAULT_STATE_DIR
+
+if TYPE_CHECKING:      # the client (httpx) and rich tables load when a command runs, not for --help
+    from rich.table import Table
+
+    from claractl.platform.client import PlatformClient
 
 jobs_app = typer.Typer(help="Jobs on the platform: list, inspect, logs, cancel, download results, create.",
                        no_args_is_help=True)
@@ -25,13 +28,15 @@ class Output(str, Enum):
     json = "json"
 
 
-ApiOpt = typer.Option(None, "--api", help="Platform API URL (default: the local platform of --state-dir).",
+ApiOpt = typer.Option(None, "--api", metavar="URL", help="Platform API URL (default: the local platform of --state-dir).",
                       envvar="CLARA_API_URL")
-StateDirOpt = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="Local platform state dir (for the default --api).")
+StateDirOpt = typer.Option(DEFAULT_STATE_DIR, "--state-dir", metavar="DIR", help="Local platform state dir (for the default --api).")
 OutputOpt = typer.Option(Output.text, "-o", "--output", help="text or json.")
 
 
 def _client(api: Optional[str], state_dir: str) -> PlatformClient:
+    from claractl.platform.client import PlatformClient
+
     if api:
         import os
         return PlatformClient(api, token=os.environ.get("CLARA_API_TOKEN"))
@@ -39,11 +44,19 @@ def _client(api: Optional[str], state_dir: str) -> PlatformClient:
 
 
 def _call(fn, *args, **kw):
+    from claractl.platform.client import ApiError
+
     try:
         return fn(*args, **kw)
     except ApiError as exc:
         cli_console.err_console.print(f"[red]error:[/red] {exc.detail}", markup=True, highlight=False)
         raise typer.Exit(1)
+
+
+def _table(**options: Any) -> Table:
+    from rich.table import Table
+
+    return Table(header_style="bold", box=None, **options)
 
 
 def _json(data: Any) -> None:
@@ -75,8 +88,8 @@ def list_jobs(
     state: Optional[str] = typer.Option(None, "--state", help="PENDING, RUNNING or STOPPED."),
     status: Optional[str] = typer.Option(None, "--status", help="HEALTHY, FAULTED, CANCELED, EVICTED, TERMINATED."),
     pipeline: Optional[str] = typer.Option(None, "--pipeline"),
-    created_after: Optional[str] = typer.Option(None, "--created-after", help="ISO 8601 time."),
-    limit: int = typer.Option(50, "--limit"),
+    created_after: Optional[str] = typer.Option(None, "--created-after", metavar="TIME", help="ISO 8601 time."),
+    limit: int = typer.Option(50, "--limit", metavar="N", help="At most N jobs."),
     api: Optional[str] = ApiOpt, state_dir: str = StateDirOpt, output: Output = OutputOpt,
 ) -> None:
     """List jobs, newest first."""
@@ -85,7 +98,7 @@ def list_jobs(
                      pipeline=pipeline, created_after=created_after, limit=limit)
     if output is Output.json:
         return _json(jobs)
-    table = Table(header_style="bold", box=None)
+    table = _table()
     table.add_column("ID", min_width=36, no_wrap=True)      # ids are what the other commands take
     for col in ("NAME", "PIPELINE", "PRIORITY", "STATE", "CREATED", "DURATION"):
         table.add_column(col)
@@ -112,7 +125,7 @@ def describe(job_id: str, api: Optional[str] = ApiOpt, state_dir: str = StateDir
               f"stopped {_when(job['stopped_at'])}  payload {job['payload_id']}")
     if job.get("message"):
         out.print(f"message: {job['message']}", highlight=False, markup=False)
-    table = Table(header_style="bold", box=None, title="operators", title_justify="left")
+    table = _table(title="operators", title_justify="left")
     for col in ("OPERATOR", "STATE", "EXIT", "STARTED", "DURATION", "MESSAGE"):
         table.add_column(col)
     for o in job["operators"]:
@@ -120,7 +133,7 @@ def describe(job_id: str, api: Optional[str] = ApiOpt, state_dir: str = StateDir
                       _when(o["started_at"]), _duration(o["started_at"], o["stopped_at"]), o.get("message") or "")
     out.print(table)
     if tasks:
-        table = Table(header_style="bold", box=None, title="export tasks", title_justify="left")
+        table = _table(title="export tasks", title_justify="left")
         for col in ("AGENT", "DESTINATION", "STATE", "ATTEMPTS", "FILES", "MESSAGE"):
             table.add_column(col)
         for t in tasks:
@@ -133,7 +146,7 @@ def describe(job_id: str, api: Optional[str] = ApiOpt, state_dir: str = StateDir
 def logs(
     job_id: str,
     operator: Optional[str] = typer.Argument(None, help="One operator; default all, in order."),
-    tail: Optional[int] = typer.Option(None, "--tail", help="Only the last N lines of each log."),
+    tail: Optional[int] = typer.Option(None, "--tail", metavar="N", help="Only the last N lines of each log."),
     api: Optional[str] = ApiOpt, state_dir: str = StateDirOpt,
 ) -> None:
     """Print operator logs of a job."""
@@ -160,7 +173,7 @@ def cancel(job_id: str, api: Optional[str] = ApiOpt, state_dir: str = StateDirOp
 @jobs_app.command()
 def download(
     job_id: str,
-    dest: Path = typer.Option(Path("."), "--dest", help="Files go to DEST/<job-id>/<payload path>."),
+    dest: Path = typer.Option(Path("."), "--dest", metavar="DIR", help="Files go to DEST/<job-id>/<payload path>."),
     include_input: bool = typer.Option(False, "--include-input", help="Also download the job's input/."),
     api: Optional[str] = ApiOpt, state_dir: str = StateDirOpt,
 ) -> None:
@@ -188,10 +201,10 @@ def _parse_vars(values: list[str]) -> dict[str, str]:
 @jobs_app.command()
 def create(
     pipeline: str,
-    input_path: Optional[Path] = typer.Option(None, "--input", "-i", help="File or directory uploaded as the job input."),
+    input_path: Optional[Path] = typer.Option(None, "--input", "-i", metavar="PATH", help="File or directory uploaded as the job input."),
     name: Optional[str] = typer.Option(None, "--name"),
     priority: str = typer.Option("normal", "--priority", help="lower, normal, higher or immediate."),
-    var: list[str] = typer.Option([], "--var", help="NAME=VALUE for ${{ NAME }} in the pipeline (repeatable)."),
+    var: list[str] = typer.Option([], "--var", metavar="NAME=VALUE", help="NAME=VALUE for ${{ NAME }} in the pipeline (repeatable)."),
     no_start: bool = typer.Option(False, "--no-start", help="Create only; start later through the API."),
     wait: bool = typer.Option(False, "--wait", help="Wait until the job stops; exit 1 unless HEALTHY."),
     api: Optional[str] = ApiOpt, state_dir: str = StateDirOpt, output: Output = OutputOpt,
@@ -229,7 +242,7 @@ def list_pipelines(api: Optional[str] = ApiOpt, state_dir: str = StateDirOpt, ou
         pipelines = _call(c.list_pipelines)
     if output is Output.json:
         return _json(pipelines)
-    table = Table(header_style="bold", box=None)
+    table = _table()
     for col in ("NAME", "OPERATORS", "EXPORT", "OWNER", "UPDATED"):
         table.add_column(col)
     for p in pipelines:

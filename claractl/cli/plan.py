@@ -171,16 +171,25 @@ def register(app: typer.Typer) -> None:
 
     @app.command("plan")
     def plan_cmd(
-        file: Optional[str] = typer.Option(None, "-f", "--file", help=FILE_HELP),
-        out: Optional[str] = typer.Option(None, "--out", help="Save the plan to this file for `claractl apply FILE`."),
+        file: Optional[str] = typer.Option(None, "-f", "--file", metavar="FILE", help=FILE_HELP),
+        out: Optional[str] = typer.Option(None, "--out", metavar="FILE", help="Save the plan to this file for `claractl apply FILE`."),
         output: Output = typer.Option(Output.text, "-o", "--output", help="text, json or markdown."),
         detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0 no changes, 1 error, 2 changes."),
-        only: List[str] = typer.Option([], "--only", help=ONLY_HELP),
-        exclude: List[str] = typer.Option([], "--exclude", help=EXCLUDE_HELP),
+        only: List[str] = typer.Option([], "--only", metavar="ADDRESS", help=ONLY_HELP),
+        exclude: List[str] = typer.Option([], "--exclude", metavar="ADDRESS", help=EXCLUDE_HELP),
         destroy: bool = typer.Option(False, "--destroy", help="Plan the removal of everything the project manages."),
         verbose: bool = typer.Option(False, "-v", "--verbose", help="Also list objects this project does not manage."),
     ) -> None:
-        """Show what apply would change: the project compared with the target, read live."""
+        """Show what apply would change: the project compared with the target, read live.
+
+        \b
+        Examples:
+          claractl plan                          # clara.yaml in this directory
+          claractl -C my-project plan --only pipeline
+          claractl plan -o markdown              # for a pull-request comment
+          claractl plan --detailed-exitcode      # CI: exit 2 when there are changes
+          claractl plan --out release.plan && claractl apply release.plan
+        """
         def body() -> int:
             from claractl.plan import write_plan
             from claractl.targets import get_target, make_plan
@@ -198,17 +207,29 @@ def register(app: typer.Typer) -> None:
 
     @app.command("apply")
     def apply_cmd(
-        plan_file: Optional[str] = typer.Argument(None, help="A plan saved with `plan --out`; applied exactly."),
-        file: Optional[str] = typer.Option(None, "-f", "--file", help=FILE_HELP),
+        plan_file: Optional[str] = typer.Argument(None, metavar="PLAN_FILE", help="A plan saved with `plan --out`; applied exactly."),
+        file: Optional[str] = typer.Option(None, "-f", "--file", metavar="FILE", help=FILE_HELP),
         auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for confirmation."),
-        only: List[str] = typer.Option([], "--only", help=ONLY_HELP),
-        exclude: List[str] = typer.Option([], "--exclude", help=EXCLUDE_HELP),
-        parallelism: int = typer.Option(10, "--parallelism", min=1, help="Changes applied at the same time."),
-        lock_timeout: str = typer.Option("0s", "--lock-timeout", help="Wait this long for another apply (e.g. 30s, 2m)."),
+        only: List[str] = typer.Option([], "--only", metavar="ADDRESS", help=ONLY_HELP),
+        exclude: List[str] = typer.Option([], "--exclude", metavar="ADDRESS", help=EXCLUDE_HELP),
+        parallelism: int = typer.Option(10, "--parallelism", min=1, metavar="N", help="Changes applied at the same time."),
+        lock_timeout: str = typer.Option("0s", "--lock-timeout", metavar="DURATION", help="Wait this long for another apply (e.g. 30s, 2m)."),
         force_conflicts: bool = typer.Option(False, "--force-conflicts",
                                              help="kubernetes: take over fields another field manager changed."),
     ) -> None:
-        """Make the target match the project, in dependency order, waiting for health."""
+        """Make the target match the project, in dependency order, waiting for health.
+
+        Without PLAN_FILE it plans, shows the plan and asks for `yes` (--auto-approve in scripts);
+        with PLAN_FILE it applies exactly that plan, refusing it when the target or the project
+        changed since.
+
+        \b
+        Examples:
+          claractl apply                         # plan, confirm, apply
+          claractl -C my-project apply --auto-approve
+          claractl apply release.plan            # a plan saved with `plan --out`
+          claractl apply --lock-timeout 2m       # wait for another apply
+        """
         timeout = _duration(lock_timeout)
 
         def body() -> int:
@@ -234,10 +255,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("destroy")
     def destroy_cmd(
-        file: Optional[str] = typer.Option(None, "-f", "--file", help=FILE_HELP),
+        file: Optional[str] = typer.Option(None, "-f", "--file", metavar="FILE", help=FILE_HELP),
         auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for confirmation."),
-        parallelism: int = typer.Option(10, "--parallelism", min=1, help="Changes applied at the same time."),
-        lock_timeout: str = typer.Option("0s", "--lock-timeout", help="Wait this long for another apply."),
+        parallelism: int = typer.Option(10, "--parallelism", min=1, metavar="N", help="Changes applied at the same time."),
+        lock_timeout: str = typer.Option("0s", "--lock-timeout", metavar="DURATION", help="Wait this long for another apply."),
     ) -> None:
         """Remove everything this project manages; objects made by hand or by other projects stay."""
         timeout = _duration(lock_timeout)
@@ -266,7 +287,7 @@ def register(app: typer.Typer) -> None:
     @app.command("force-unlock")
     def force_unlock_cmd(
         lock_id: str = typer.Argument(..., help="The lock ID printed by the apply that is waiting."),
-        file: Optional[str] = typer.Option(None, "-f", "--file", help=FILE_HELP),
+        file: Optional[str] = typer.Option(None, "-f", "--file", metavar="FILE", help=FILE_HELP),
     ) -> None:
         """Release an apply lock left by a process that is gone."""
         def body() -> int:

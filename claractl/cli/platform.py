@@ -8,17 +8,16 @@ from enum import Enum
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from claractl.cli import console as cli_console
 from claractl.platform import process
 from claractl.platform.config import DEFAULT_STATE_DIR
-from claractl.platform.server import PlatformError
+from claractl.platform.errors import PlatformError
 
 platform_app = typer.Typer(help="Run the platform (API, engine, DICOM adapter, inference) on this machine.",
                            no_args_is_help=True)
 
-StateDir = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="Platform state: database, payloads, models, logs.")
+StateDir = typer.Option(DEFAULT_STATE_DIR, "--state-dir", metavar="DIR", help="Platform state: database, payloads, models, logs.")
 
 
 class Output(str, Enum):
@@ -39,6 +38,8 @@ def _print_status(status: dict, output: Output) -> None:
     if not status["running"]:
         out.print(f"platform: [bold]stopped[/bold] (state dir {status['state_dir']})")
         return
+    from rich.table import Table
+
     ready = "[green]ready[/green]" if status.get("ready") else "[yellow]not ready[/yellow]"
     out.print(f"platform: [bold]running[/bold], {ready} (pid {status['pid']}, state dir {status['state_dir']})")
     table = Table(show_header=True, header_style="bold", box=None)
@@ -62,7 +63,7 @@ def _print_status(status: dict, output: Output) -> None:
 @platform_app.command()
 def serve(
     state_dir: str = StateDir,
-    config: Optional[str] = typer.Option(None, "--config", help="Platform settings (JSON); default <state-dir>/platform.json."),
+    config: Optional[str] = typer.Option(None, "--config", metavar="FILE", help="Platform settings (JSON); default <state-dir>/platform.json."),
 ) -> None:
     """Run the platform in the foreground until SIGTERM or Ctrl-C (what a container runs)."""
     import logging
@@ -76,8 +77,8 @@ def serve(
 @platform_app.command()
 def start(
     state_dir: str = StateDir,
-    config: Optional[str] = typer.Option(None, "--config", help="Platform settings (JSON); default <state-dir>/platform.json."),
-    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for /health/ready."),
+    config: Optional[str] = typer.Option(None, "--config", metavar="FILE", help="Platform settings (JSON); default <state-dir>/platform.json."),
+    timeout: float = typer.Option(60.0, "--timeout", metavar="SECONDS", help="Seconds to wait for /health/ready."),
     output: Output = typer.Option(Output.text, "-o", "--output"),
 ) -> None:
     """Start the platform in the background and wait until it is ready; print its endpoints."""
@@ -93,7 +94,7 @@ def start(
 @platform_app.command()
 def stop(
     state_dir: str = StateDir,
-    timeout: float = typer.Option(30.0, "--timeout", help="Seconds of graceful shutdown before it is killed."),
+    timeout: float = typer.Option(30.0, "--timeout", metavar="SECONDS", help="Seconds of graceful shutdown before it is killed."),
 ) -> None:
     """Stop the background platform: SIGTERM, then SIGKILL after --timeout."""
     result = process.stop_background(state_dir, timeout=timeout)
@@ -116,7 +117,7 @@ def status(state_dir: str = StateDir, output: Output = typer.Option(Output.text,
 @platform_app.command()
 def logs(
     state_dir: str = StateDir,
-    lines: int = typer.Option(50, "-n", "--lines", help="How many lines from the end."),
+    lines: int = typer.Option(50, "-n", "--lines", metavar="N", help="How many lines from the end."),
     follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines until Ctrl-C."),
 ) -> None:
     """Print the platform's log (<state-dir>/logs/platform.log)."""

@@ -6,21 +6,22 @@ from typing import Optional
 
 import typer
 
-from claractl.project import DEFAULT_FILE, ProjectError, load_project
+from claractl.project import DEFAULT_FILE
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def render(
-        output_dir_arg: Optional[str] = typer.Argument(None, metavar="[DIR]", help="Where to write the manifests."),
-        file: str = typer.Option(DEFAULT_FILE, "-f", "--file", help="Project file."),
-        output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Where to write the manifests (same as DIR)."),
+        output_dir_arg: Optional[str] = typer.Argument(None, metavar="DIR", help="Where to write the manifests."),
+        file: str = typer.Option(DEFAULT_FILE, "-f", "--file", metavar="FILE", help="Project file."),
+        output_dir: Optional[str] = typer.Option(None, "--output-dir", metavar="DIR", help="Where to write the manifests (same as DIR)."),
     ) -> None:
         """Write the Kubernetes manifests of every enabled service, for GitOps (Argo CD, Flux).
 
         Each service's Helm chart is rendered with values from the project into DIR/<service>.yaml;
         with no DIR, all manifests go to stdout. Secret values are never written: the Secrets the
         manifests reference are listed on stderr."""
+        from claractl.project import ProjectError, load_project
         from claractl.targets.kubernetes import gitops
         from claractl.targets.kubernetes.helm import HelmError
 

@@ -10,8 +10,6 @@ import typer
 
 from claractl import resources
 from claractl.project import DEFAULT_FILE
-from claractl.project.check import check_file
-from claractl.project.schemas import KINDS
 
 
 class OutputFormat(str, Enum):
@@ -28,13 +26,15 @@ class SchemaKind(str, Enum):
 def register(app: typer.Typer) -> None:
     @app.command()
     def validate(
-        file: str = typer.Option(DEFAULT_FILE, "-f", "--file", help="Project file, or a single Clara pipeline file."),
+        file: str = typer.Option(DEFAULT_FILE, "-f", "--file", metavar="FILE", help="Project file, or a single Clara pipeline file."),
         output: OutputFormat = typer.Option(OutputFormat.text, "-o", "--output", help="text, or json for CI annotations."),
     ) -> None:
         """Check the project file and every pipeline file it names; print every problem.
 
         Exit 0 with a one-line summary when valid; exit 1 with each problem as FILE:LINE:COL: key.path: message, sorted by position. Reads files only; nothing is contacted.
         """
+        from claractl.project.check import check_file
+
         result = check_file(file)
         if output is OutputFormat.json:
             typer.echo(json.dumps({
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def schema(
-        kind: SchemaKind = typer.Argument(SchemaKind.project, help=f"Which schema: {', '.join(KINDS)}."),
+        kind: SchemaKind = typer.Argument(SchemaKind.project, help="Which schema."),
         path: bool = typer.Option(False, "--path", help="Print the schema file's path instead of its content."),
     ) -> None:
         """Print a JSON Schema (draft 2020-12) of the project file, a pipeline, or an operator.

@@ -1,7 +1,7 @@
 """A short summary of a Triton model's config, shown in plans and compared across the target.
 
 Both sides come from Triton's own ModelConfig message: the project's `config.pbtxt` is parsed
-with protobuf text_format; the platform reports the same message as JSON (MessageToDict with
+by claractl.project.modelconfig (what validate uses too); the platform reports the same message as JSON (MessageToDict with
 proto field names). `summary()` reduces either to the same small dict.
 """
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from claractl.plan.errors import PlanError
+from claractl.project.model import ProjectError
+from claractl.project.modelconfig import CONFIG_FILE, config_dict, parse_config_text
 
 
 def summary(config: dict[str, Any]) -> dict[str, Any]:
@@ -23,12 +25,11 @@ def summary(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary_of_dir(model_dir: Path) -> dict[str, Any]:
-    from google.protobuf import json_format, text_format
-    from tritonclient.grpc import model_config_pb2
-
-    path = Path(model_dir) / "config.pbtxt"
+    path = Path(model_dir) / CONFIG_FILE
     try:
-        message = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-    except (OSError, UnicodeDecodeError, text_format.ParseError) as exc:
+        message = parse_config_text(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
         raise PlanError(f"{path}: cannot read the model config: {exc}") from None
-    return summary(json_format.MessageToDict(message, preserving_proto_field_name=True))
+    except ProjectError as exc:
+        raise PlanError(f"cannot read the model config: {exc}") from None
+    return summary(config_dict(message))

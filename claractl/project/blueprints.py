@@ -15,9 +15,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-import yaml
-
 from claractl import resources
 
 DESCRIPTION_FILE = "blueprint.yaml"
@@ -36,6 +33,8 @@ class Blueprint:
 
 
 def list_blueprints(root: Path | None = None) -> list[Blueprint]:
+    import yaml   # here, not at the top: `claractl --help` names DEFAULT_BLUEPRINT without loading YAML
+
     root = root or resources.BLUEPRINTS_DIR
     found = []
     for directory in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -61,6 +60,8 @@ def project_name_for(directory: Path) -> str:
 def render_blueprint(name: str, destination: str | os.PathLike[str], *, force: bool = False,
                      project_name: str | None = None, root: Path | None = None) -> list[Path]:
     """Render blueprint `name` into `destination`; returns the files written (absolute)."""
+    import jinja2
+
     blueprint = get_blueprint(name, root)
     destination = Path(destination).resolve()
     if destination.exists() and not destination.is_dir():

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from claractl.project import DEFAULT_FILE
 from claractl.project.defaults import SERVICE_DEFAULTS, TARGET_DEFAULTS, merge_defaults
 from claractl.project.model import (
     AETitleRef, DestinationRef, Diagnostic, Lifecycle, ModelRef, PipelineRef, Project, ProjectError,
@@ -24,7 +25,6 @@ from claractl.project.placeholders import env_names, expand_env, walk_strings
 from claractl.project.schemas import schema_diagnostics
 from claractl.project.yamlsource import Document, parse_file, path_to_str
 
-DEFAULT_FILE = "clara.yaml"
 SECRET_SECTIONS = ("services", "target")        # where `${env:NAME}` may appear
 SERVICE_PORTS = [                                # (service, key) of ports one local machine listens on
     (("services", "platform", "api-port"), "platform"), (("services", "dicom-adapter", "port"), "dicom-adapter"),
