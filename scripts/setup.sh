@@ -2,9 +2,10 @@
 # Install everything claractl, its demo and its tests need on a fresh Debian machine, into a
 # virtual environment in the checkout (.venv). Idempotent: a second run only checks.
 #
-# The venv is made from Debian's own python3 when it is >= 3.11 (Debian 12: 3.11.2), so what CI
-# tests is what Debian users run; CLARA_PYTHON=/path/to/python overrides. Debian refuses
-# system-wide pip installs (PEP 668), hence the venv; nothing here needs it activated.
+# The venv is made from Debian's own python3 when it is >= 3.11.2 (Debian 12's, and the minimum
+# pyproject.toml declares), so what CI tests is what Debian users run; CLARA_PYTHON=/path/to/python
+# overrides. Debian refuses system-wide pip installs (PEP 668), hence the venv; nothing here needs
+# it activated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,14 +28,14 @@ fi
 python=${CLARA_PYTHON:-}
 if [ -z "$python" ]; then
   for candidate in /usr/bin/python3 python3; do
-    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11, 2))' 2>/dev/null; then
       python=$candidate; break
     fi
   done
 fi
-[ -n "$python" ] || { echo "setup: no python3 >= 3.11 found (set CLARA_PYTHON)" >&2; exit 1; }
+[ -n "$python" ] || { echo "setup: no python3 >= 3.11.2 found (set CLARA_PYTHON)" >&2; exit 1; }
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11, 2))' 2>/dev/null; then
   echo "setup: python venv .venv ($("$python" --version) from $python)"
   rm -rf .venv
   "$python" -m venv .venv
