@@ -4,48 +4,31 @@
     <repository>/<model>/<version>/model.onnx   (or `default_model_filename`)
     <repository>/<model>/labels.txt         optional, named by an output's `label_filename`
 
-`load_model_dir()` parses the config into `tritonclient.grpc.model_config_pb2.ModelConfig` and
-collects every problem as a Diagnostic (file:line:col: key: message) before raising.
+`load_model_dir()` runs claractl.project.modelconfig.check_model_dir (config.pbtxt parsed into
+`tritonclient.grpc.model_config_pb2.ModelConfig`, name, backend, tensors, labels, versions — what
+`claractl validate` checks too) and adds the check of the config against the ONNX graph, then
+raises every problem as a Diagnostic (file:line:col: key: message).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import onnx
-from google.protobuf import json_format, text_format
+from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from tritonclient.grpc import model_config_pb2 as mc
 
 from claractl.platform.inference.datatypes import ONNX_TO_CONFIG, onnx_type_name
-from claractl.platform.inference.pbtxt_locations import FieldLocations
 from claractl.platform.store.digest import model_digest
-from claractl.project.model import Diagnostic, Location, ProjectError
-
-CONFIG_FILE = "config.pbtxt"
-ONNX_PLATFORM = "onnxruntime_onnx"
-ONNX_BACKEND = "onnxruntime"
-
-# Default model file per platform/backend, as Triton names them.
-_DEFAULT_FILES = {
-    "onnxruntime_onnx": "model.onnx", "onnxruntime": "model.onnx",
-    "tensorrt_plan": "model.plan", "tensorrt": "model.plan",
-    "pytorch_libtorch": "model.pt", "pytorch": "model.pt",
-    "tensorflow_savedmodel": "model.savedmodel", "tensorflow_graphdef": "model.graphdef",
-    "openvino": "model.xml", "python": "model.py", "fil": "xgboost.model",
-}
-_PLATFORM_BACKEND = {
-    "onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt", "pytorch_libtorch": "pytorch",
-    "tensorflow_savedmodel": "tensorflow", "tensorflow_graphdef": "tensorflow",
-}
-
-
-class ModelConfigError(ProjectError):
-    """A model directory is invalid; `diagnostics` lists every problem found."""
+from claractl.project.model import Diagnostic, Location
+# The checks that need no ONNX live with the project (validate runs them too); re-exported here.
+from claractl.project.modelconfig import (  # noqa: F401
+    CONFIG_FILE, ONNX_BACKEND, ONNX_PLATFORM, ModelChecker, ModelConfigError, check_model_dir, parse_config_text,
+)
 
 
 @dataclass
@@ -72,16 +55,6 @@ def digest(model_dir: str | os.PathLike[str]) -> str:
     One algorithm for the whole platform: the store's (the API records it on upload, plan
     compares against it), so it is delegated, not repeated."""
     return model_digest(model_dir)
-
-
-def parse_config_text(text: str, file: str) -> mc.ModelConfig:
-    config = mc.ModelConfig()
-    try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as e:
-        message = re.sub(r"^\d+:\d+ : ", "", str(e))
-        raise ModelConfigError([Diagnostic(Location(file, e.GetLine() or 1, e.GetColumn() or 1), "", message)]) from None
-    return config
 
 
 def config_from_json(data: dict[str, Any] | str, file: str = "<config>") -> mc.ModelConfig:
@@ -136,20 +109,6 @@ def _int64_as_numbers(desc, data: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-class _Checker:
-    """Collects diagnostics for one model directory."""
-
-    def __init__(self, model_dir: Path, text: str | None) -> None:
-        self.dir = model_dir
-        self.file = str(model_dir / CONFIG_FILE)
-        self.where = FieldLocations(text) if text is not None else None
-        self.diagnostics: list[Diagnostic] = []
-
-    def error(self, key: str, message: str, file: str | None = None) -> None:
-        line, col = self.where.find(key) if (self.where and key and file is None) else (1, 1)
-        self.diagnostics.append(Diagnostic(Location(file or self.file, line, col), key, message))
-
-
 def load_model_dir(
     path: str | os.PathLike[str],
     *,
@@ -159,90 +118,20 @@ def load_model_dir(
     """Parse and check a model directory. `allow_unsupported_backend` accepts backends only real
     Triton serves (the kubernetes target); their model files are checked to exist, not opened."""
     model_dir = Path(path)
-    config_path = model_dir / CONFIG_FILE
-    if not model_dir.is_dir():
-        raise ModelConfigError([Diagnostic(Location(str(model_dir), 1, 1), "", "model directory does not exist")])
-    if config_override is not None:
-        config, text = config_override, None
-    else:
-        if not config_path.is_file():
-            raise ModelConfigError([Diagnostic(Location(str(config_path), 1, 1), "",
-                                               "missing config.pbtxt (a Triton model directory needs one)")])
-        text = config_path.read_text(encoding="utf-8", errors="replace")
-        config = parse_config_text(text, str(config_path))
-    check = _Checker(model_dir, text)
-
-    if not config.name:
-        config.name = model_dir.name            # Triton fills an empty name from the folder
-    elif config.name != model_dir.name:
-        check.error("name", f"name '{config.name}' does not match the model folder '{model_dir.name}'")
-
-    backend = _check_backend(config, check, allow_unsupported_backend)
-    _check_tensors(config, check)
-    _check_labels(config, check)
-    available, versions, files = _check_versions(config, model_dir, backend, check)
-    if backend == ONNX_BACKEND:
-        for version in versions:
-            if version in files:
-                _check_against_onnx(config, files[version], check)
-
+    found = check_model_dir(model_dir, allow_unsupported_backend=allow_unsupported_backend,
+                            config_override=config_override)
+    config, check = found.config, found.check
+    if found.backend == ONNX_BACKEND:
+        for version in found.versions:
+            if version in found.model_files:
+                _check_against_onnx(config, found.model_files[version], check)
     if check.diagnostics:
         raise ModelConfigError(check.diagnostics)
     return ModelInfo(
-        name=config.name, path=model_dir, config=config, backend=backend, versions=versions,
-        available_versions=available, model_files=files, labels=_read_labels(config, model_dir),
-        digest=digest(model_dir),
+        name=config.name, path=model_dir, config=config, backend=found.backend, versions=found.versions,
+        available_versions=found.available_versions, model_files=found.model_files,
+        labels=_read_labels(config, model_dir), digest=digest(model_dir),
     )
-
-
-def _check_backend(config: mc.ModelConfig, check: _Checker, allow_unsupported: bool) -> str:
-    platform, backend = config.platform, config.backend
-    if platform and backend and _PLATFORM_BACKEND.get(platform, backend) != backend:
-        check.error("backend", f"backend '{backend}' contradicts platform '{platform}'")
-    resolved = backend or _PLATFORM_BACKEND.get(platform, platform)
-    if not resolved:
-        name = config.default_model_filename or "model.onnx"
-        if name.endswith(".onnx"):
-            return ONNX_BACKEND                 # Triton picks onnxruntime for *.onnx too
-        check.error("platform", "neither platform nor backend is set, and the model file is not .onnx")
-        return ""
-    if resolved != ONNX_BACKEND and not allow_unsupported:
-        key = "backend" if backend else "platform"
-        check.error(key, f"{key} '{backend or platform}' is not supported by the embedded inference service "
-                         f"(it serves platform '{ONNX_PLATFORM}' / backend '{ONNX_BACKEND}'); "
-                         "run it on the kubernetes target with Triton")
-    return resolved
-
-
-def _check_tensors(config: mc.ModelConfig, check: _Checker) -> None:
-    if config.max_batch_size < 0:
-        check.error("max_batch_size", f"max_batch_size must be >= 0, got {config.max_batch_size}")
-    for kind, tensors in (("input", config.input), ("output", config.output)):
-        if not tensors:
-            check.error(kind, f"no {kind} declared; list every model {kind} with name, data_type and dims")
-        seen: set[str] = set()
-        for i, t in enumerate(tensors):
-            key = f"{kind}[{i}]"
-            if not t.name:
-                check.error(key, f"{kind} without a name")
-            elif t.name in seen:
-                check.error(f"{key}.name", f"duplicate {kind} name '{t.name}'")
-            seen.add(t.name)
-            if t.data_type == mc.TYPE_INVALID:
-                check.error(f"{key}.data_type", f"{kind} '{t.name}' needs a data_type (TYPE_FP32, …)")
-            if not t.dims and config.max_batch_size == 0:
-                check.error(f"{key}.dims", f"{kind} '{t.name}' needs dims (use -1 for a variable dimension)")
-            for j, d in enumerate(t.dims):
-                if d == 0 or d < -1:
-                    check.error(f"{key}.dims[{j}]", f"{kind} '{t.name}' dimension {j} is {d}; "
-                                "a dimension is >= 1, or -1 for variable size")
-
-
-def _check_labels(config: mc.ModelConfig, check: _Checker) -> None:
-    for i, out in enumerate(config.output):
-        if out.label_filename and not (check.dir / out.label_filename).is_file():
-            check.error(f"output[{i}].label_filename",
-                        f"label file '{out.label_filename}' not found in {check.dir}")
 
 
 def _read_labels(config: mc.ModelConfig, model_dir: Path) -> dict[str, list[str]]:
@@ -254,46 +143,12 @@ def _read_labels(config: mc.ModelConfig, model_dir: Path) -> dict[str, list[str]
     return labels
 
 
-def _check_versions(config: mc.ModelConfig, model_dir: Path, backend: str, check: _Checker):
-    available = sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
-    if not available:
-        check.error("", f"no numbered version folder (e.g. {model_dir}/1/model.onnx)", file=str(model_dir))
-        return available, [], {}
-    policy = config.version_policy
-    which = policy.WhichOneof("policy_choice")
-    if which == "all":
-        versions = available
-    elif which == "specific":
-        versions = sorted(set(policy.specific.versions))
-        for v in versions:
-            if v not in available:
-                check.error("version_policy.specific.versions",
-                            f"version {v} named by version_policy has no folder {model_dir / str(v)}")
-        versions = [v for v in versions if v in available]
-    else:
-        n = policy.latest.num_versions if which == "latest" else 1
-        if n < 1:
-            check.error("version_policy.latest.num_versions", "num_versions must be >= 1")
-            n = 1
-        versions = available[-n:]
-    filename = config.default_model_filename or _DEFAULT_FILES.get(backend, _DEFAULT_FILES.get(config.platform, ""))
-    files: dict[int, Path] = {}
-    for v in versions:
-        f = model_dir / str(v) / filename
-        if filename and f.exists():
-            files[v] = f
-        elif backend:
-            check.error("default_model_filename" if config.default_model_filename else "",
-                        f"version {v} has no model file '{filename or '?'}' ({f})")
-    return available, versions, files
-
-
 def _onnx_dims(value_info) -> list[int]:
     return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
             for d in value_info.type.tensor_type.shape.dim]
 
 
-def _check_against_onnx(config: mc.ModelConfig, model_file: Path, check: _Checker) -> None:
+def _check_against_onnx(config: mc.ModelConfig, model_file: Path, check: ModelChecker) -> None:
     try:
         model = onnx.load(str(model_file), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - any decode failure means "not an ONNX model"
@@ -324,7 +179,7 @@ def _check_against_onnx(config: mc.ModelConfig, model_file: Path, check: _Checke
             check.error("input", f"ONNX graph input '{name}' is not declared in the config")
 
 
-def _check_dims(config, tensor, key: str, kind: str, onnx_dims: list[int], check: _Checker) -> None:
+def _check_dims(config, tensor, key: str, kind: str, onnx_dims: list[int], check: ModelChecker) -> None:
     dims = list(tensor.reshape.shape) if tensor.HasField("reshape") else list(tensor.dims)
     batched = config.max_batch_size > 0
     full = ([-1] + dims) if batched else dims
