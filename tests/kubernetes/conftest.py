@@ -1,4 +1,5 @@
-"""Fixtures for the kubernetes target: the API server stand-in, clients, hand-built projects."""
+"""Fixtures for the kubernetes target: the real test cluster (a fresh namespace per test), the API
+server stand-in (only for faults a real server cannot be made to produce), hand-built projects."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from pathlib import Path
 import kubernetes.client as k8s
 import pytest
 
+from claractl.kube.client import Rest, load_api_client
 from claractl.project.model import Project, Secret, Target
-from claractl.kube.client import Rest
+from cluster import Cluster, find_cluster
 from standin import StandIn
 
 NAMESPACE = "clara"
 
 
-def kubernetes_platform(tmp_path: Path, rest: Rest):
+def kubernetes_platform(tmp_path: Path, rest: Rest, namespace: str = NAMESPACE):
     """(config, store, executor): a platform store whose engine runs operators as Jobs in NAMESPACE."""
     from claractl.platform.config import PlatformConfig
     from claractl.platform.engine.kubernetes_executor import KubernetesExecutor, KubernetesSettings
@@ -25,10 +27,37 @@ def kubernetes_platform(tmp_path: Path, rest: Rest):
     config.inference.enabled = False
     store = Store(config.database_url)
     store.create_all()
-    settings = KubernetesSettings(namespace=NAMESPACE, data_claim="clara-platform-data",
+    settings = KubernetesSettings(namespace=namespace, data_claim="clara-platform-data",
                                   operator_image="claractl:test", data_root=tmp_path)
     return config, store, KubernetesExecutor(settings, rest)
 
+
+# ---- the real cluster ----
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    return find_cluster()
+
+
+@pytest.fixture
+def namespace(cluster):
+    """A namespace of its own for each test, deleted (in the background) afterwards."""
+    name = cluster.create_namespace()
+    yield name
+    cluster.delete_namespace(name)
+
+
+@pytest.fixture
+def api_client(cluster) -> k8s.ApiClient:
+    return load_api_client(kubeconfig=str(cluster.kubeconfig))
+
+
+@pytest.fixture
+def rest(api_client) -> Rest:
+    return Rest(api_client, timeout=30)
+
+
+# ---- the stand-in ----
 
 @pytest.fixture
 def standin():
@@ -48,13 +77,13 @@ def client_for(url: str, token: str | None = None) -> k8s.ApiClient:
 
 
 @pytest.fixture
-def api_client(standin):
+def standin_api_client(standin):
     return client_for(standin.url)
 
 
 @pytest.fixture
-def rest(api_client):
-    return Rest(api_client, timeout=10)
+def standin_rest(standin_api_client):
+    return Rest(standin_api_client, timeout=10)
 
 
 def make_project(services: dict | None = None, name: str = "radiology-ai", namespace: str = NAMESPACE,
@@ -80,8 +109,9 @@ def blueprint_services() -> dict:
 
 
 @pytest.fixture
-def project():
-    return make_project()
+def project(namespace):
+    """The blueprint's services in this test's namespace on the real cluster."""
+    return make_project(namespace=namespace)
 
 
-__all__ = ["NAMESPACE", "Secret", "blueprint_services", "client_for", "make_project"]
+__all__ = ["NAMESPACE", "Secret", "blueprint_services", "client_for", "kubernetes_platform", "make_project"]

@@ -35,7 +35,7 @@ def test_field_change_is_an_update_with_nested_path(tmp_path, project):
     [change] = plan.pending
     assert change.action == UPDATE and change.address == "pipeline.ct-organ-seg"
     [d] = change.diffs
-    assert (d.path, d.before, d.after) == ("definition.operators[1].container.tag", "1.0", "1.1")
+    assert (d.path, d.before, d.after) == ("definition.operators[name=seg].container.tag", "1.0", "1.1")
 
 
 def test_drift_on_the_target_shows_as_update_back_to_the_file(project):
