@@ -26,6 +26,7 @@ class ApiSettings:
     port: int = 8765
     workers: int = 2                     # engine worker slots (concurrent jobs at most)
     token: str | None = None             # bearer token for writes; also CLARA_API_TOKEN; never logged
+    grpc_port: int | None = None         # Clara Platform API (gRPC) on host:grpc_port; None = off (projects: 50051)
 
 
 @dataclass

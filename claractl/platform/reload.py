@@ -25,11 +25,13 @@ COMPONENT_KEYS = {
     "inference": ("inference.",),
     "dicom": ("dicom.",),
     "render": ("render.", "api.token"),
+    "clara-api": ("api.grpc_port", "api.token"),
 }
 # How components are called to users (project-file service names where there is one).
-DISPLAY = {"dicom": "dicom-adapter", "inference": "inference", "render": "render", "engine": "engine"}
+DISPLAY = {"dicom": "dicom-adapter", "inference": "inference", "render": "render", "engine": "engine",
+           "clara-api": "clara-api"}
 # The platform's start order; stop goes in reverse.
-START_ORDER = ("inference", "engine", "dicom", "render")
+START_ORDER = ("inference", "engine", "dicom", "render", "clara-api")
 
 
 @dataclass

@@ -43,6 +43,7 @@ OPTIONAL_COMPONENTS: dict[str, tuple[str, Any]] = {
                   lambda c: c.inference.enabled and not c.inference.url),
     "dicom": ("claractl.platform.dicom:DicomAdapter", lambda c: c.dicom.enabled),
     "render": ("claractl.platform.render:RenderService", lambda c: c.render.enabled),
+    "clara-api": ("claractl.platform.clara_api:ClaraApiServer", lambda c: c.api.grpc_port is not None),
 }
 
 
@@ -98,7 +99,7 @@ class Platform:
             self.engine = Engine(cfg, self.store, hook=self.hook)
             self.engine.start()
             self.components["engine"] = self.engine
-            for name in ("dicom", "render"):
+            for name in ("dicom", "render", "clara-api"):
                 self._start_optional(name)
         except BaseException:
             self.stop_components()
@@ -116,6 +117,9 @@ class Platform:
             log.warning("component %s not installed (%s)", name, spec)
             return
         comp = cls(config, self.store)
+        bind = getattr(comp, "bind", None)     # components that serve API calls get the operations' Context
+        if bind is not None:
+            bind(self.context(config))
         try:
             comp.start()
         except Exception as exc:
@@ -202,11 +206,19 @@ class Platform:
         self.store.dispose()
 
     # -- API -----------------------------------------------------------------------------------
+    def context(self, config: PlatformConfig | None = None) -> ApiContext:
+        """What API calls (HTTP and Clara gRPC) work with: claractl.platform.operations.Context."""
+        return ApiContext(config or self.config, self.store, self.hook, self.engine, dict(self.components),
+                          reload=self.reload, stop_platform=self.request_exit)
+
     def app(self):
         self.token = ensure_token(self.config)
-        ctx = ApiContext(self.config, self.store, self.hook, self.engine, dict(self.components),
-                         reload=self.reload)
-        return create_app(ctx, token=self.token)
+        return create_app(self.context(), token=self.token)
+
+    def request_exit(self) -> None:
+        """End serving (Clara.Stop): serve_forever then stops every component, as on SIGTERM."""
+        if self.server is not None:
+            self.server.should_exit = True
 
     def _uvicorn(self, threaded: bool) -> uvicorn.Server:
         self._asgi = _SwappableApp(self.app())

@@ -27,7 +27,8 @@ from claractl.project.yamlsource import Document, parse_file, path_to_str
 
 SECRET_SECTIONS = ("services", "target")        # where `${env:NAME}` may appear
 SERVICE_PORTS = [                                # (service, key) of ports one local machine listens on
-    (("services", "platform", "api-port"), "platform"), (("services", "dicom-adapter", "port"), "dicom-adapter"),
+    (("services", "platform", "api-port"), "platform"), (("services", "platform", "grpc-port"), "platform"),
+    (("services", "dicom-adapter", "port"), "dicom-adapter"),
     (("services", "triton", "http-port"), "triton"), (("services", "triton", "grpc-port"), "triton"),
     (("services", "render", "port"), "render"),
 ]

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 # and gpus) only mean something on Kubernetes and are not managed here.
 SERVICE_KEYS: dict[str, dict[str, tuple[str, str]]] = {
     "platform": {
-        "api-host": ("api", "host"), "api-port": ("api", "port"), "api-token": ("api", "token"),
+        "api-host": ("api", "host"), "api-port": ("api", "port"), "grpc-port": ("api", "grpc_port"),
+        "api-token": ("api", "token"),
         "workers": ("api", "workers"), "database": ("store", "database"),
         "job-timeout": ("engine", "job_timeout"), "payload-retention": ("engine", "payload_retention"),
     },

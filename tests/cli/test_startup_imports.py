@@ -91,7 +91,7 @@ def applied_blueprint(tmp_path):
     path = project / "clara.yaml"
     data = yaml.safe_load(path.read_text())
     services = data["services"]
-    services["platform"]["api-port"] = free_port()
+    services["platform"].update({"api-port": free_port(), "grpc-port": free_port()})
     services["dicom-adapter"]["port"] = free_port()
     services["triton"].update({"http-port": free_port(), "grpc-port": free_port()})
     services["render"]["port"] = free_port()

@@ -40,9 +40,10 @@ def project(tmp_path):
     root = tmp_path / "project"
     subprocess.run([sys.executable, "-m", "claractl", "init", str(root), "--blueprint", "ct-segmentation"],
                    check=True, capture_output=True, env=ENV)
-    ports = {name: free_port() for name in ("api", "dicom", "http", "grpc", "render", "pacs")}
+    ports = {name: free_port() for name in ("api", "clara", "dicom", "http", "grpc", "render", "pacs")}
     text = (root / "clara.yaml").read_text()
     text = text.replace("api-port: 8765", f"api-port: {ports['api']}")
+    text = text.replace("grpc-port: 50051", f"grpc-port: {ports['clara']}")
     text = text.replace("port: 11112", f"port: {ports['dicom']}")
     text = text.replace("triton: {enabled: true}",
                         f"triton: {{enabled: true, http-port: {ports['http']}, grpc-port: {ports['grpc']}}}")

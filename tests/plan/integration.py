@@ -50,6 +50,6 @@ class Env:
 
 
 def make_env(root: Path) -> Env:
-    api, dicom, http, grpc, render = free_ports(5)
-    return Env(root, {"api_port": api, "dicom_port": dicom, "http_port": http, "grpc_port": grpc,
-                      "render_port": render})
+    api, clara, dicom, http, grpc, render = free_ports(6)
+    return Env(root, {"api_port": api, "clara_port": clara, "dicom_port": dicom, "http_port": http,
+                      "grpc_port": grpc, "render_port": render})

@@ -43,7 +43,8 @@ def write_model(root: Path, name: str, scale: float = 1.0) -> Path:
     return d
 
 
-def write_project(root: Path, *, name: str = "plan-test", api_port: int = 18765, dicom_port: int = 11190,
+def write_project(root: Path, *, name: str = "plan-test", api_port: int = 18765, clara_port: int = 18051,
+                  dicom_port: int = 11190,
                   http_port: int = 18000, grpc_port: int = 18001, render_port: int = 18080,
                   tag: str = "0.1.0", extra: str = "", ae_timeout: float = 5, priority: str = "normal",
                   dest_port: int = 4242, models: tuple[str, ...] = ("tiny",), pipelines: tuple[str, ...] = ("hello",),
@@ -61,7 +62,7 @@ def write_project(root: Path, *, name: str = "plan-test", api_port: int = 18765,
         "apiVersion: claractl/v1", "kind: Project", f"name: {name}",
         "target: {type: local, local: {state-dir: .clara}}",
         "services:",
-        f"  platform: {{api-port: {api_port}, workers: {workers}, database: \"{database}\"}}",
+        f"  platform: {{api-port: {api_port}, grpc-port: {clara_port}, workers: {workers}, database: \"{database}\"}}",
         f"  dicom-adapter: {{port: {dicom_port}, ae-title: CLARA}}",
         f"  triton: {{enabled: true, http-port: {http_port}, grpc-port: {grpc_port}}}",
         f"  render: {{enabled: false, port: {render_port}}}",

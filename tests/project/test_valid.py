@@ -38,7 +38,8 @@ def test_base_project_loads_into_typed_values(make_project) -> None:
 def test_service_and_target_defaults_are_filled_in(make_project) -> None:
     project = load_project(make_project(BASE_PROJECT.replace("models:", "services: {dicom-adapter: {port: 104}}\nmodels:")))
     services = project.services
-    assert services["platform"] == {"api-host": "127.0.0.1", "api-port": 8765, "workers": 2, "database": "sqlite",
+    assert services["platform"] == {"api-host": "127.0.0.1", "api-port": 8765, "grpc-port": 50051, "workers": 2,
+                                    "database": "sqlite",
                                     "job-timeout": 600, "payload-retention": 86400}
     assert services["dicom-adapter"]["port"] == 104
     assert services["dicom-adapter"]["ae-title"] == "CLARA"

@@ -46,6 +46,16 @@ def ensure_token(config: PlatformConfig) -> str | None:
     return token
 
 
+def token_accepted(authorization: str | None, clara_token: str | None, expected: str | None) -> bool:
+    """`Authorization: Bearer <token>`, or `X-Clara-Token: <token>` (through the Kubernetes API
+    service proxy, Authorization carries the cluster credential and is stripped). Constant time.
+    The Clara gRPC API takes the same two as call metadata."""
+    scheme, _, given = (authorization or "").partition(" ")
+    if clara_token is not None:
+        scheme, given = "bearer", clara_token
+    return scheme.lower() == "bearer" and bool(expected) and hmac.compare_digest(given.strip(), expected)
+
+
 class BearerTokenMiddleware(BaseHTTPMiddleware):
     def __init__(self, app, token: str | None, required: bool) -> None:
         super().__init__(app)
@@ -54,14 +64,8 @@ class BearerTokenMiddleware(BaseHTTPMiddleware):
 
     async def dispatch(self, request: Request, call_next):
         if self.required and request.method not in READ_METHODS:
-            header = request.headers.get("authorization", "")
-            scheme, _, given = header.partition(" ")
-            # Through the Kubernetes API service proxy, Authorization carries the cluster
-            # credential (and is stripped), so the platform token may come as X-Clara-Token.
-            alt = request.headers.get("x-clara-token")
-            if alt is not None:
-                scheme, given = "bearer", alt
-            if scheme.lower() != "bearer" or not self.token or not hmac.compare_digest(given.strip(), self.token):
+            if not token_accepted(request.headers.get("authorization"), request.headers.get("x-clara-token"),
+                                  self.token):
                 return JSONResponse({"detail": "a valid bearer token is required for this request"},
                                     status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)

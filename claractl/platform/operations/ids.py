@@ -42,3 +42,9 @@ def lookup_id(given: str) -> str:
 
 def model_id(name: str) -> str:
     return uuid.uuid5(MODEL_NAMESPACE, name.lower()).hex
+
+
+def checked_id(given: str, what: str) -> str:
+    """`given` as the caller spelled it (so messages echo it back), after checking it is a UUID."""
+    stored_id(given, what)
+    return str(given).strip()

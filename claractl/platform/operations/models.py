@@ -29,7 +29,6 @@ from claractl.platform.operations.context import Context
 from claractl.platform.operations.errors import Conflict, Invalid, NotFound, not_found
 from claractl.platform.operations.ids import clara_id, lookup_id, model_id
 from claractl.platform.safe_tar import UnsafeArchive, extract_tar
-from claractl.platform.safe_tar import UnsafeArchive, extract_tar
 from claractl.platform.store.digest import model_digest
 from claractl.platform.store.models import Model, ModelSet, utcnow
 
