@@ -44,9 +44,9 @@ def send(
     to: str = typer.Option(..., "--to", metavar="AE@HOST:PORT", help="Destination."),
     calling_ae: str = typer.Option("CLARACTL", "--calling-ae", help="Our AE title."),
     associations: int = typer.Option(1, "--associations", "-j", min=1, max=32, help="Parallel associations."),
+    as_json: bool = typer.Option(False, "--json", help="Print every file's status as JSON instead (no progress bar)."),
 ) -> None:
     """C-STORE files to a peer, with a progress bar and a summary of statuses."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from claractl.platform.dicom.scu import collect_files, send_files
     peer = _peer(to)
     missing = [str(p) for p in paths if not p.exists()]
@@ -57,6 +57,14 @@ def send(
     if not files:
         cli_console.err_console.print("[red]error:[/] no DICOM files (Part 10, with 'DICM' preamble) found")
         raise typer.Exit(2)
+    if as_json:
+        import json
+        results = send_files(peer, files, calling_ae=calling_ae, associations=associations)
+        typer.echo(json.dumps({"peer": str(peer), "accepted": sum(r.ok for r in results), "total": len(results),
+                               "results": [{"path": str(r.path), "status": r.status, "message": r.message}
+                                           for r in results]}, indent=2))
+        raise typer.Exit(0 if all(r.ok for r in results) else 1)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=cli_console.console, transient=False) as progress:
         bar = progress.add_task(f"sending to {peer}", total=len(files))
