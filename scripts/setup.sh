@@ -43,6 +43,7 @@ fi
 
 echo "setup: .venv/bin/pip install -e .[test]"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+CLARA_PYTHON="$python" scripts/clara-client-env.sh   # NVIDIA's client, the Clara API tests' peer
 
 if [ -f package.json ]; then
   echo "setup: npm ci && npm run build"
