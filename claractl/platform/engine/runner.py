@@ -27,6 +27,7 @@ from claractl.platform.store.models import Job, JobState, JobStatus, OperatorRun
 
 log = logging.getLogger("claractl.engine")
 POLL = 0.5     # at most this long between deadline checks; exits and cancels wake the loop at once
+CANCELED_BY_REQUEST = "canceled by request"
 
 
 class Stop:
@@ -80,6 +81,12 @@ class JobRunner:
             job.stopped_at = utcnow()
             if status == JobStatus.HEALTHY and definition is not None and payload is not None:
                 self._create_exports(s, job, definition, payload)
+
+    def _cancel_message(self) -> str:
+        """"canceled by request", with the reason the canceller gave (stored on the job with the request)."""
+        with self.store.session() as s:
+            message = s.get(Job, self.job_id).message or ""
+        return message if message.startswith(CANCELED_BY_REQUEST) else CANCELED_BY_REQUEST
 
     def _requeue(self) -> None:
         """Platform shutdown: the job goes back to the queue, not counted as an attempt."""
@@ -181,7 +188,7 @@ class JobRunner:
                     self._requeue()
                     return
                 stop_all(JobStatus.CANCELED, "job canceled")
-                self._finish(JobStatus.CANCELED, "canceled by request", updates)
+                self._finish(JobStatus.CANCELED, self._cancel_message(), updates)
                 return
             if time.monotonic() > deadline:
                 stop_all(JobStatus.TERMINATED, f"job timed out after {snapshot['timeout']:g} s")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from claractl.platform.engine import cancel_job as engine_cancel
 from claractl.platform.engine.placeholders import PlaceholderError, resolve
+from claractl.platform.engine.runner import CANCELED_BY_REQUEST
 from claractl.platform.operations import metadata as md
 from claractl.platform.operations import payloads as payload_ops
 from claractl.platform.operations import pipelines as pipeline_ops
@@ -87,12 +88,11 @@ def cancel_job(c: Context, job_id: str, reason: str | None = None) -> dict[str, 
             raise Conflict(f"job {job_id} already stopped ({job.status})", "job")
         stored = job.id
     job = engine_cancel(c.store, stored)
-    if reason:
+    if reason:      # shown as the job's message (the engine keeps it when it stops a running job)
         with c.store.session() as s:
-            row = s.get(Job, stored)
-            if row.state == JobState.STOPPED and row.status == JobStatus.CANCELED:
-                row.message = f"canceled by request: {reason}"
-            job = row
+            job = s.get(Job, stored)
+            if job.cancel_requested or job.status == JobStatus.CANCELED:
+                job.message = f"{CANCELED_BY_REQUEST}: {reason}"
             _ = job.operators
     c.wake_engine()
     return as_dict(job)
