@@ -1,7 +1,8 @@
 """Load `clara.yaml` and every pipeline file it names into a validated `Project`.
 
 Order: parse (positions kept) → schema → `${env:NAME}` secrets → semantic checks (names,
-references, files, ports) → pipeline files → typed values. Every problem found is collected and
+references, ports; hosts, paths kept inside the project, model directories: offline_checks.py) →
+pipeline files → typed values. Every problem found is collected and
 raised at once as one `ProjectError`, sorted by position.
 """
 
@@ -20,6 +21,7 @@ from claractl.project.model import (
     AETitleRef, DestinationRef, Diagnostic, Lifecycle, ModelRef, PipelineRef, Project, ProjectError,
     Secret, SourceRef, Target,
 )
+from claractl.project.offline_checks import check_hosts, check_models, check_paths, confinement
 from claractl.project.pipeline import check_pipeline, with_defaults
 from claractl.project.placeholders import env_names, expand_env, walk_strings
 from claractl.project.schemas import schema_diagnostics
@@ -41,12 +43,18 @@ def load_project(path: str | os.PathLike[str] = DEFAULT_FILE) -> Project:
     root = Path(path).resolve().parent
     problems = schema_diagnostics("project", doc)
     secrets, secret_problems = _resolve_secrets(doc)
+    # Values the schema refused, and secrets (never shown in a message), are not checked again.
+    skip = {d.key_path for d in problems} | {path_to_str(path) for path in secrets}
     problems += secret_problems
     problems += _check_unique_names(doc)
     problems += _check_references(doc)
     problems += _check_ports(doc)
-    problems += _check_models(doc, root)
-    pipelines, pipeline_problems = _load_pipelines(doc, root)
+    problems += check_hosts(doc, skip)
+    confined, allow_problems = confinement(doc, root)
+    path_problems, outside = check_paths(doc, confined, skip)      # what is outside is never read
+    problems += allow_problems + path_problems
+    problems += check_models(doc, root, outside)
+    pipelines, pipeline_problems = _load_pipelines(doc, root, outside)
     problems += pipeline_problems
     if problems:
         raise ProjectError(problems)
@@ -168,23 +176,6 @@ def _check_ports(doc: Document) -> list[Diagnostic]:
     return out
 
 
-def _check_models(doc: Document, root: Path) -> list[Diagnostic]:
-    out = []
-    for i, item in _items(doc, "models"):
-        path = item.get("path")
-        if not isinstance(path, str) or not path:
-            continue
-        directory = root / path
-        if not directory.exists():
-            out.append(doc.diagnostic(("models", i, "path"), f"model directory {path} not found"))
-        elif not directory.is_dir():
-            out.append(doc.diagnostic(("models", i, "path"), f"{path} is not a directory; expected a Triton model "
-                                                             "directory (config.pbtxt + version folders)"))
-        elif not (directory / "config.pbtxt").is_file():
-            out.append(doc.diagnostic(("models", i, "path"), f"model directory {path} has no config.pbtxt"))
-    return out
-
-
 # --- pipelines -------------------------------------------------------------------------------
 
 def _display(doc: Document, file: str) -> str:
@@ -192,14 +183,15 @@ def _display(doc: Document, file: str) -> str:
     return os.path.normpath(os.path.join(os.path.dirname(doc.source), file))
 
 
-def _load_pipelines(doc: Document, root: Path) -> tuple[dict[int, tuple[Path, str, Document]], list[Diagnostic]]:
+def _load_pipelines(doc: Document, root: Path, outside: set[tuple]
+                    ) -> tuple[dict[int, tuple[Path, str, Document]], list[Diagnostic]]:
     loaded: dict[int, tuple[Path, str, Document]] = {}
     problems: list[Diagnostic] = []
     models = _names(doc, "models")
     destinations = _names(doc, "destinations")
     for i, item in _items(doc, "pipelines"):
         file = item.get("file")
-        if not isinstance(file, str) or not file:
+        if not isinstance(file, str) or not file or ("pipelines", i, "file") in outside:
             continue
         path = root / file
         if not path.is_file():

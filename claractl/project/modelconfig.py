@@ -136,7 +136,8 @@ def check_model_dir(model_dir: Path, *, name: str | None = None, allow_unsupport
     if not config.name:
         config.name = served_as                 # Triton fills an empty name from the folder
     elif config.name != served_as:
-        check.error("name", f"name '{config.name}' does not match the model folder '{served_as}'")
+        where = "the model folder" if name is None else "the model's name in the project"
+        check.error("name", f"name '{config.name}' does not match {where} '{served_as}'")
     result = ModelCheck(config, check)
     result.backend = _check_backend(config, check, allow_unsupported_backend)
     _check_tensors(config, check)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from functools import lru_cache
 from typing import Any, Iterable
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -31,6 +32,31 @@ def load_schema(kind: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=None)
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """`pattern` with JSON Schema's (ECMA 262) meaning of `$`: the end of the text. Python's `$`
+    also matches before a final newline, so "ORGANSEG\n" would pass "^[A-Z]+$"; `\\Z` does not."""
+    out, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]):
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@lru_cache(maxsize=None)
 def validator(kind: str) -> Draft202012Validator:
     # Schemas refer to each other by file name ("operator.schema.json"), which is also how an
     # editor resolves them next to each other; register them under exactly those names.
@@ -38,7 +64,8 @@ def validator(kind: str) -> Draft202012Validator:
         (f"{name}.schema.json", Resource.from_contents(load_schema(name), default_specification=DRAFT202012))
         for name in KINDS
     )
-    return Draft202012Validator(load_schema(kind), registry=registry)
+    checker = validators.extend(Draft202012Validator, {"pattern": _pattern})
+    return checker(load_schema(kind), registry=registry)
 
 
 def _type_name(value: Any) -> str:
@@ -65,7 +92,8 @@ def _expected_types(expected: str | list[str]) -> str:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (str, int, float, bool)) or value is None else _type_name(value)
+    text = (json.dumps(value, ensure_ascii=False) if isinstance(value, (str, int, float, bool)) or value is None
+            else _type_name(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -43,6 +43,24 @@ operators:
 """
 
 
+# A Triton model directory validate accepts: config.pbtxt for ONNX Runtime + a version folder.
+# (validate does not open the model file; the platform checks it against the config on upload.)
+MODEL_CONFIG = """\
+name: "{name}"
+platform: "onnxruntime_onnx"
+max_batch_size: 0
+input [ {{ name: "INPUT0" data_type: TYPE_FP32 dims: [ 1, 4 ] }} ]
+output [ {{ name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 1, 4 ] }} ]
+"""
+
+
+def write_model_dir(directory: Path, config: str | None = None) -> Path:
+    (directory / "1").mkdir(parents=True, exist_ok=True)
+    (directory / "config.pbtxt").write_text(MODEL_CONFIG.format(name=directory.name) if config is None else config)
+    (directory / "1" / "model.onnx").write_bytes(b"onnx")
+    return directory
+
+
 @pytest.fixture
 def make_project(tmp_path: Path) -> Callable[..., Path]:
     """Write a project (base texts unless given) and return the path of its clara.yaml."""
@@ -54,8 +72,7 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
             target = tmp_path / "pipelines" / "p.yaml"
             target.write_bytes(pipeline if isinstance(pipeline, bytes) else pipeline.encode())
         if model:
-            (tmp_path / "models" / "m").mkdir(parents=True, exist_ok=True)
-            (tmp_path / "models" / "m" / "config.pbtxt").write_text('name: "m"\n')
+            write_model_dir(tmp_path / "models" / "m")
         path = tmp_path / "clara.yaml"
         path.write_bytes(project if isinstance(project, bytes) else project.encode())
         return path

@@ -12,7 +12,7 @@ from claractl.project import (
 )
 from claractl.project.yamlsource import MAX_FILE_BYTES, parse_file, parse_text
 
-from .conftest import BASE_PIPELINE, BASE_PROJECT
+from .conftest import BASE_PIPELINE, BASE_PROJECT, write_model_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -198,8 +198,7 @@ def test_schemas_are_valid_draft_2020_12() -> None:
 
 
 def test_yaml_of_the_design_example_is_accepted(tmp_path: Path) -> None:
-    (tmp_path / "models" / "ct-organs").mkdir(parents=True)
-    (tmp_path / "models" / "ct-organs" / "config.pbtxt").write_text("name: \"ct-organs\"\n")
+    write_model_dir(tmp_path / "models" / "ct-organs")
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "ct-organ-seg.yaml").write_text(BASE_PIPELINE.replace("{name: m}", "{name: ct-organs}"))
     design = yaml.safe_load(DESIGN_EXAMPLE)
