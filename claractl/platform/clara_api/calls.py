@@ -26,6 +26,9 @@ STORE_DOWN = "the platform store is unavailable; retry"
 
 
 def _failure_text(method: str, exc: BaseException) -> str:
+    if isinstance(exc, grpc.RpcError):          # the client ended a streamed request midway
+        log.info("%s: the client ended the call", method)
+        return "the call ended before its requests did"
     if isinstance(exc, OperationalError):
         log.error("%s: store error: %s", method, exc.orig)
         return STORE_DOWN
