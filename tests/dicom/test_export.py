@@ -9,11 +9,12 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
+from sqlalchemy import select
 
 from claractl.platform.dicom import DicomExportAgent
 from claractl.platform.dicom.synthetic import make_ct_series
-from claractl.platform.store.models import Destination, ExportState, ExportTask
-from tests.dicom.conftest import CALLED_AE, DCMTK, PEER_ENV, dataset_bytes, free_port, jobs, wait_for
+from claractl.platform.store.models import Destination, ExportState, ExportTask, Job, JobState
+from tests.dicom.conftest import CALLED_AE, DCMTK, PEER_ENV, dataset_bytes, dcmtk, free_port, jobs, wait_for
 from tests.ports import wait_listening
 
 
@@ -72,8 +73,10 @@ def _add_destination(store, name, ae, port):
         s.add(Destination(name=name, ae_title=ae, host="127.0.0.1", port=port))
 
 
-def _add_task(store, job_id, destination, files, max_attempts=5) -> str:
+def _add_task(store, job_id, destination, files, max_attempts=5, job_state=JobState.STOPPED) -> str:
+    """An export task of the job, which has stopped (the agent sends only then) unless `job_state`."""
     with store.session() as s:
+        s.get(Job, job_id).state = job_state
         t = ExportTask(job_id=job_id, agent="ClaraSCU", destination=destination, files=files,
                        max_attempts=max_attempts)
         s.add(t)
@@ -221,3 +224,34 @@ def test_interrupted_task_is_resumed_on_start(adapter, platform, ct5, storescp):
     finally:
         agent.stop()
     assert len(list(out.iterdir())) == 1
+
+
+def test_tasks_of_a_running_job_wait_until_it_stops(adapter, platform, ct5, storescp):
+    """A job re-run after a crash rewrites its outputs: nothing of it is sent before it stops."""
+    config, store = platform
+    port, out = storescp
+    dcmtk("storescu", "-aec", CALLED_AE, "127.0.0.1", str(adapter.port), str(ct5[0]), check=True)
+    job = wait_for(lambda: jobs(store))[0]
+    _write_results(config, job, n=1)
+    _add_destination(store, "archive", "ARCHIVE", port)
+    task_id = _add_task(store, job.id, "archive", ["operators/seg"], job_state=JobState.RUNNING)
+    agent = _agent(platform)
+    assert agent.run_once() is False and _task(store, task_id).state == ExportState.PENDING
+    with store.session() as s:
+        s.get(Job, job.id).state = JobState.STOPPED
+    assert agent.run_once() is True
+    assert _task(store, task_id).state == ExportState.SUCCEEDED and len(list(out.iterdir())) == 1
+
+
+def test_registering_the_same_results_again_finds_the_first_task(adapter, platform, ct5):
+    """register-results of a job re-run after a crash: one task, so one delivery."""
+    from claractl.platform.store.exports import create_export_task
+    config, store = platform
+    dcmtk("storescu", "-aec", CALLED_AE, "127.0.0.1", str(adapter.port), str(ct5[0]), check=True)
+    job = wait_for(lambda: jobs(store))[0]
+    with store.session() as s:
+        first = create_export_task(s, job.id, "ClaraSCU", ["operators/seg/a.dcm", "operators/seg/b.dcm"], "pacs")
+        again = create_export_task(s, job.id, "clarascu", ["operators/seg/b.dcm", "operators/seg/a.dcm"], "pacs")
+        other = create_export_task(s, job.id, "ClaraSCU", ["operators/seg/a.dcm", "operators/seg/b.dcm"], "archive")
+        assert again.id == first.id and other.id != first.id
+        assert len(s.scalars(select(ExportTask).where(ExportTask.job_id == job.id)).all()) == 2

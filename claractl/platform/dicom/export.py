@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from claractl.platform.config import PlatformConfig
 from claractl.platform.dicom.access import AccessControl
 from claractl.platform.dicom.scu import Peer, SendResult, is_dicom_file, send_files
 from claractl.platform.store import Store
-from claractl.platform.store.models import ExportState, ExportTask, Job
+from claractl.platform.store.models import ExportState, ExportTask, Job, JobState
 
 log = logging.getLogger("claractl.dicom.export")
 AGENT_NAMES = ("clarascu", "dicom")
@@ -103,10 +104,13 @@ class DicomExportAgent:
     def _claim(self) -> str | None:
         now = _now()
         with self.store.session() as s:
+            # Only tasks of stopped jobs: a job re-run after a crash rewrites its outputs, which must
+            # not be sent half-written (its register-results finds this task again, see exports.py).
             candidates = s.scalars(
-                select(ExportTask.id)
+                select(ExportTask.id).outerjoin(Job, Job.id == ExportTask.job_id)
                 .where(func.lower(ExportTask.agent).in_(AGENT_NAMES), ExportTask.state == ExportState.PENDING,
-                       (ExportTask.next_attempt_at.is_(None)) | (ExportTask.next_attempt_at <= now))
+                       (ExportTask.next_attempt_at.is_(None)) | (ExportTask.next_attempt_at <= now),
+                       Job.state.is_(None) | (Job.state == JobState.STOPPED))
                 .order_by(ExportTask.created_at).limit(5)).all()
             for task_id in candidates:
                 claimed = s.execute(update(ExportTask)
@@ -181,8 +185,12 @@ class DicomExportAgent:
             return
         todo = {k: p for k, p in files.items() if not str(file_status.get(k, "")).startswith(SUCCESS_PREFIX)}
         peer = Peer(dest.ae_title, dest.host, dest.port)
+        names = {p: k for k, p in todo.items()}
+        progress = _Progress(self.store, task_id)
         results: list[SendResult] = send_files(peer, list(todo.values()), calling_ae=self.calling_ae,
-                                               associations=self.associations)
+                                               associations=self.associations,
+                                               on_done=lambda r: progress.note(names[r.path], r))
+        progress.flush()
         by_path = {r.path: r for r in results}
         sent = 0
         for name, path in todo.items():
@@ -228,3 +236,35 @@ class DicomExportAgent:
         with self._lock:
             self._stats["tasks_succeeded" if state == ExportState.SUCCEEDED else "tasks_failed"] += 1
         (log.info if state == ExportState.SUCCEEDED else log.error)("export task %s %s: %s", task_id, state, message)
+
+
+class _Progress:
+    """Records each file the destination acknowledged as soon as it is (at most every 0.25 s), so
+    an agent killed mid-task re-sends only what was not yet acknowledged."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, store: Store, task_id: str) -> None:
+        self.store = store
+        self.task_id = task_id
+        self.pending: dict[str, str] = {}
+        self.last = 0.0
+
+    def note(self, name: str, result: SendResult) -> None:
+        if not result.ok:
+            return
+        self.pending[name] = f"{SUCCESS_PREFIX} {result.message}"
+        if time.monotonic() - self.last >= self.INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, {}
+        self.last = time.monotonic()
+        try:
+            with self.store.session() as s:
+                task = s.get(ExportTask, self.task_id)
+                task.file_status = {**(task.file_status or {}), **pending}
+        except Exception as exc:      # the final status is written at the end of the attempt anyway
+            log.warning("export task %s: cannot record progress: %s", self.task_id, exc)

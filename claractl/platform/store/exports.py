@@ -37,6 +37,13 @@ def create_export_task(
     session: Session, job_id: str, agent: str, files: list[str], destination: str | None = None,
     max_attempts: int = 5,
 ) -> ExportTask:
+    """A new task — or the job's existing task for the same agent, destination and files: a job
+    re-run after a crash registers its results again (register-results), and they must still be
+    delivered once."""
+    for existing in session.scalars(select(ExportTask).where(ExportTask.job_id == job_id)):
+        if (existing.agent.lower() == agent.lower() and existing.destination == destination
+                and sorted(existing.files or []) == sorted(files)):
+            return existing
     task = ExportTask(job_id=job_id, agent=agent, destination=destination, files=list(files),
                       file_status={}, max_attempts=max_attempts)
     session.add(task)
