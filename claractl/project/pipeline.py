@@ -18,6 +18,8 @@ from claractl.project.yamlsource import Document, parse_text
 REQUEST_DEFAULTS = {"cpu": 2, "gpu": 0, "memory": 1024}     # Clara's defaults (cores, GPUs, MB)
 SERVICES_UNTIL = (0, 6)                                     # legacy `services`: api-version <= 0.6.x
 MODELS_FROM = (0, 6, 0)                                     # `models`: api-version >= 0.6.0
+TYPED_FROM = (0, 5, 0)                                      # typed inputs/outputs: api-version >= 0.5.0
+SHARED_MEMORY_TYPES = ("array", "string")                   # Clara's shared-memory I/O (no path)
 
 
 def parse_pipeline(text: str, source: str = "<api>") -> dict[str, Any]:
@@ -62,6 +64,7 @@ def check_pipeline(doc: Document) -> list[Diagnostic]:
     """Schema errors, then the semantic checks (which skip parts the schema already rejected)."""
     problems = schema_diagnostics("pipeline", doc)
     problems += _check_versioned_keys(doc)
+    problems += _check_shared_memory(doc)
     problems += _check_names(doc)
     problems += _check_outputs(doc)
     problems += _check_inputs(doc)
@@ -159,16 +162,34 @@ def _check_outputs(doc: Document) -> list[Diagnostic]:
     return out
 
 
+def _check_shared_memory(doc: Document) -> list[Diagnostic]:
+    """Clara's shared-memory entries (`type: array` / `string`, no path) have no counterpart here."""
+    out = []
+    for i, op in _operators(doc):
+        for key, what in (("input", "inputs"), ("output", "outputs")):
+            for j, item in _list_of_dicts(op.get(key)):
+                if item.get("type") in SHARED_MEMORY_TYPES:
+                    out.append(doc.diagnostic(("operators", i, key, j, "type"),
+                                              f"shared-memory {what} are not supported by claractl; use a path "
+                                              f"{key} (type: stream)"))
+    return out
+
+
 def _check_inputs(doc: Document) -> list[Diagnostic]:
     named = _named_operators(doc)
+    typed = (api_version(doc.data) or (0,)) >= TYPED_FROM
     out = []
     for i, op in _operators(doc):
         for j, item in _list_of_dicts(op.get("input")):
             base = ("operators", i, "input", j)
             source, output_name = item.get("from"), item.get("name")
             if output_name is not None and source is None:
-                out.append(doc.diagnostic(base + ("name",), "`name` needs `from`: it names an output of the "
-                                                            "operator given in `from`", on_key=True))
+                # 0.5.0+: a named input without `from` is the job's payload (Clara's typed inputs).
+                if not typed:
+                    out.append(doc.diagnostic(base + ("name",), "`name` needs `from`: it names an output of the "
+                                                                "operator given in `from` (a named input without "
+                                                                "`from` needs api-version 0.5.0 or later)",
+                                              on_key=True))
                 continue
             if not isinstance(source, str):
                 continue

@@ -168,6 +168,7 @@ class JobRunner:
         done: set[str] = set()
         running: dict[str, RunningOperator] = {}
         updates: dict[str, dict[str, Any]] = {}
+        op_deadlines: dict[str, tuple[float, float]] = {}   # PDL `timeout`: name → (monotonic deadline, limit)
 
         def stop_all(status: str, message: str) -> None:
             for name, proc in running.items():
@@ -193,6 +194,17 @@ class JobRunner:
             if time.monotonic() > deadline:
                 stop_all(JobStatus.TERMINATED, f"job timed out after {snapshot['timeout']:g} s")
                 self._finish(JobStatus.TERMINATED, f"job timed out after {snapshot['timeout']:g} s", updates)
+                return
+            late = next((n for n in running if n in op_deadlines and time.monotonic() > op_deadlines[n][0]), None)
+            if late is not None:
+                limit = op_deadlines[late][1]
+                proc = running.pop(late)
+                proc.kill()
+                updates[late] = dict(state=JobState.STOPPED, status=JobStatus.FAULTED, stopped_at=utcnow(),
+                                     exit_code=proc.poll(), message=f"stopped: ran longer than its timeout of {limit:g} s")
+                stop_all(JobStatus.CANCELED, f"operator {late!r} timed out")
+                self._finish(JobStatus.FAULTED, f"operator {late!r} exceeded its timeout of {limit:g} s "
+                                                f"(PDL `timeout`) and was stopped", updates)
                 return
             # Collect finished operators.
             for name, proc in list(running.items()):
@@ -234,9 +246,12 @@ class JobRunner:
                     self._finish(JobStatus.FAULTED, f"operator {name!r} could not start: {exc}", updates)
                     return
                 running[name] = proc
+                if op.get("timeout"):
+                    op_deadlines[name] = (time.monotonic() + float(op["timeout"]), float(op["timeout"]))
                 threading.Thread(target=self._watch, args=(proc,), name=f"op-{name}", daemon=True).start()
                 self._update_op(name, state=JobState.RUNNING, started_at=utcnow(), pid=proc.pid)
-            self._changed.wait(max(0.0, min(POLL, deadline - time.monotonic())) + 0.01)
+            next_deadline = min([deadline] + [op_deadlines[n][0] for n in running if n in op_deadlines])
+            self._changed.wait(max(0.0, min(POLL, next_deadline - time.monotonic())) + 0.01)
             self._changed.clear()
 
 
