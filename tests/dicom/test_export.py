@@ -184,14 +184,16 @@ def test_rejecting_destination_retries_with_backoff_then_fails(adapter, platform
         agent = _agent(platform, associations=1)   # storescp serves one association at a time
         agent.start()
         try:
-            done = lambda: all(_task(store, t).state == ExportState.FAILED for t in (t1, t2, t3, t4))
+            done = lambda: all(_task(store, t).state == ExportState.FAILED for t in (t1, t3, t4))
             wait_for(done, timeout=30)
         finally:
             agent.stop()
         a, b, c, d = (_task(store, t) for t in (t1, t2, t3, t4))
         assert a.attempts == 3 and "gave up after 3 attempts" in a.message and "rejected" in a.message
         assert all(v.startswith("FAILED") for v in a.file_status.values()) and len(a.file_status) == 2
-        assert b.attempts == 2 and "cannot connect" in b.message
+        # A destination nobody answers for is down, not refusing: waited for, not counted.
+        assert b.state == ExportState.PENDING and b.attempts == 0 and b.next_attempt_at is not None
+        assert "waiting for the destination" in b.message and "cannot connect" in b.message
         assert c.attempts == 2 and "not configured" in c.message
         assert d.attempts == 1 and "no DICOM files" in d.message     # retrying cannot help
         # Back-off: the attempts of `a` were spread out (0.1 s, then 0.2 s).
@@ -255,3 +257,31 @@ def test_registering_the_same_results_again_finds_the_first_task(adapter, platfo
         other = create_export_task(s, job.id, "ClaraSCU", ["operators/seg/a.dcm", "operators/seg/b.dcm"], "archive")
         assert again.id == first.id and other.id != first.id
         assert len(s.scalars(select(ExportTask).where(ExportTask.job_id == job.id)).all()) == 2
+
+
+def test_a_destination_down_for_a_while_gets_the_results_when_it_is_back(adapter, platform, ct5, tmp_path):
+    config, store = platform
+    dcmtk("storescu", "-aec", CALLED_AE, "127.0.0.1", str(adapter.port), str(ct5[0]), check=True)
+    job = wait_for(lambda: jobs(store))[0]
+    results = _write_results(config, job, n=2)
+    port = free_port()                        # nothing listens there yet: the PACS is down
+    _add_destination(store, "archive", "ARCHIVE", port)
+    task_id = _add_task(store, job.id, "archive", ["operators/seg"], max_attempts=2)
+    agent = DicomExportAgent(config, store, poll_interval=0.05, backoff_base=0.2, backoff_max=0.5)
+    agent.start()
+    out = tmp_path / "back"
+    out.mkdir()
+    try:
+        wait_for(lambda: agent.status()["attempts_failed"] >= 4, timeout=30)   # more than max_attempts
+        waiting = _task(store, task_id)
+        assert waiting.state == ExportState.PENDING and waiting.attempts == 0
+        pacs = subprocess.Popen([str(DCMTK / "storescp"), "-aet", "ARCHIVE", "-od", str(out), str(port)],
+                                env=PEER_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: _task(store, task_id).state == ExportState.SUCCEEDED, timeout=30)
+        finally:
+            pacs.terminate()
+            pacs.wait(timeout=10)
+    finally:
+        agent.stop()
+    assert _task(store, task_id).attempts == 1 and len(list(out.iterdir())) == len(results)

@@ -28,6 +28,7 @@ from claractl.platform.store.models import ExportState, ExportTask, Job, JobStat
 log = logging.getLogger("claractl.dicom.export")
 AGENT_NAMES = ("clarascu", "dicom")
 SUCCESS_PREFIX = "SUCCESS"
+UNREACHABLE_FOR = timedelta(hours=24)     # a destination down this long: the task fails
 
 
 def _now() -> datetime:
@@ -166,6 +167,7 @@ class DicomExportAgent:
             destination = task.destination
             attempts = task.attempts + 1
             max_attempts = task.max_attempts
+            created_at = _aware(task.created_at) or _now()
             files, problems = self._files_of(task, payload_dir) if payload_dir else ({}, {})
         file_status.update(problems)
         hard_problem = None
@@ -200,6 +202,10 @@ class DicomExportAgent:
         with self._lock:
             self._stats["files_sent"] += sent
         failed = [k for k in files if not str(file_status.get(k, "")).startswith(SUCCESS_PREFIX)]
+        if failed and all(_unreachable(r) for r in results):
+            self._wait_for_destination(task_id, attempts - 1, created_at, file_status,
+                                       f"{destination} ({peer}) unreachable: {results[0].message}")
+            return
         if not failed:
             self._finish(task_id, ExportState.SUCCEEDED, attempts, file_status,
                          f"{len(files)} files sent to {destination} ({peer})")
@@ -225,6 +231,27 @@ class DicomExportAgent:
             task.next_attempt_at = _now() + timedelta(seconds=delay)
         log.warning("export task %s: %s", task_id, message)
 
+    def _wait_for_destination(self, task_id: str, attempts: int, created_at: datetime, file_status: dict,
+                              message: str) -> None:
+        """Nothing reached the destination (down, or busy): not an attempt against `max_attempts`
+        (a PACS down for an hour must not lose results); tried again after half the time the task
+        has waited so far (backoff_base … backoff_max), given up after UNREACHABLE_FOR."""
+        waited = _now() - created_at
+        if waited >= UNREACHABLE_FOR:
+            self._finish(task_id, ExportState.FAILED, attempts + 1, file_status,
+                         f"gave up after {waited.total_seconds() / 3600:.1f} h: {message}")
+            return
+        delay = min(self.backoff_max, max(self.backoff_base, waited.total_seconds() / 2))
+        with self._lock:
+            self._stats["attempts_failed"] += 1
+        with self.store.session() as s:
+            task = s.get(ExportTask, task_id)
+            task.state = ExportState.PENDING
+            task.file_status = file_status
+            task.message = f"waiting for the destination, next try in {delay:.0f}s: {message}"
+            task.next_attempt_at = _now() + timedelta(seconds=delay)
+        log.warning("export task %s: %s", task_id, message)
+
     def _finish(self, task_id: str, state: str, attempts: int, file_status: dict, message: str) -> None:
         with self.store.session() as s:
             task = s.get(ExportTask, task_id)
@@ -236,6 +263,12 @@ class DicomExportAgent:
         with self._lock:
             self._stats["tasks_succeeded" if state == ExportState.SUCCEEDED else "tasks_failed"] += 1
         (log.info if state == ExportState.SUCCEEDED else log.error)("export task %s %s: %s", task_id, state, message)
+
+
+def _unreachable(result: SendResult) -> bool:
+    """No association: the destination is down, or busy (transient A-ASSOCIATE-RJ)."""
+    return result.status is None and (result.message.startswith("cannot connect")
+                                      or result.message.startswith("association rejected (result 2"))
 
 
 class _Progress:
