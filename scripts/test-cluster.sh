@@ -35,7 +35,7 @@ if [ ! -f "$busybox" ]; then
   dpkg-deb -x "$work"/busybox-static_*.deb "$work/root"
   mkdir -p "$IMAGE_DIR"
   links=()
-  for tool in sh true false sleep cat echo ls mkdir cp wget nc id env; do links+=(--symlink "/bin/$tool=busybox"); done
+  for tool in sh true false sleep cat echo ls mkdir cp wget nc id env httpd; do links+=(--symlink "/bin/$tool=busybox"); done
   python3 "$KUBE/lib/mkimage.py" "$busybox.tmp" localhost/claractl-test/busybox:1 \
     "$work/root/bin/busybox:/bin/busybox" "${links[@]}" --dir /tmp --cmd '["sh"]' >&2
   mv "$busybox.tmp" "$busybox"

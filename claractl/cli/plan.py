@@ -33,10 +33,10 @@ class Failed(Exception):
     """An error already worded for the user; exit 1."""
 
 
-def _duration(text: str) -> float:
+def _duration(text: str, option: str = "--lock-timeout") -> float:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text or "0")
     if not m:
-        raise typer.BadParameter(f"{text!r} is not a duration (e.g. 30s, 2m)", param_hint="--lock-timeout")
+        raise typer.BadParameter(f"{text!r} is not a duration (e.g. 30s, 2m)", param_hint=option)
     return float(m[1]) * {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[m[2]]
 
 
@@ -100,6 +100,10 @@ def _progress(con, advance: Callable[[], None] = lambda: None):
             started[change.address] = time.monotonic()
             con.print(f"{change.address}: {verbs.get(change.action, change.action)}…", highlight=False)
             return
+        if phase == "progress":            # what a running change waits for (pod-level reasons)
+            took = time.monotonic() - started.get(change.address, time.monotonic())
+            con.print(f"{change.address}: {message} ({took:.0f} s)", style="dim", highlight=False, markup=False)
+            return
         took = time.monotonic() - started.get(change.address, time.monotonic())
         if phase == "done":
             con.print(f"[green]{change.address}: {change.action} done[/green] ({took:.1f} s)", highlight=False)
@@ -111,6 +115,7 @@ def _progress(con, advance: Callable[[], None] = lambda: None):
 
 
 def _execute(target, plan, parallelism: int) -> int:
+    """Apply the plan with progress; the result line says Apply or Destroy."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from claractl.plan.render import render_apply_result
@@ -126,7 +131,7 @@ def _execute(target, plan, parallelism: int) -> int:
                              on_event=_progress(progress.console, lambda: progress.advance(task)))
     else:
         result = execute(target, plan, parallelism=parallelism, on_event=_progress(con))
-    con.print(render_apply_result(result), end="")
+    con.print(render_apply_result(result, destroy=plan.destroy), end="")
     return 0 if result.ok else 1
 
 
@@ -157,12 +162,14 @@ def _plan_confirm_execute(target, timeout: float, auto_approve: bool, what: str,
         return _execute(target, plan, parallelism)
 
 
-def _options(target, force_conflicts: bool):
-    """Target-specific apply options; refuse one the target does not have."""
+def _options(target, force_conflicts: bool = False, wait: bool = True, timeout: Optional[float] = None):
+    """Apply options on the target; refuse one the target does not have."""
     if force_conflicts:
         if not hasattr(target, "force_conflicts"):
             raise Failed(f"--force-conflicts applies to the kubernetes target, not {target.type}")
         target.force_conflicts = True
+    target.wait = wait
+    target.wait_timeout = timeout
     return target
 
 
@@ -216,6 +223,9 @@ def register(app: typer.Typer) -> None:
         lock_timeout: str = typer.Option("0s", "--lock-timeout", metavar="DURATION", help="Wait this long for another apply (e.g. 30s, 2m)."),
         force_conflicts: bool = typer.Option(False, "--force-conflicts",
                                              help="kubernetes: take over fields another field manager changed."),
+        wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for each object to be healthy (Deployments available, models loaded)."),
+        timeout: Optional[str] = typer.Option(None, "--timeout", metavar="DURATION",
+                                              help="How long to wait for each object (default 5m; e.g. 90s, 10m)."),
     ) -> None:
         """Make the target match the project, in dependency order, waiting for health.
 
@@ -229,8 +239,10 @@ def register(app: typer.Typer) -> None:
           claractl -C my-project apply --auto-approve
           claractl apply release.plan            # a plan saved with `plan --out`
           claractl apply --lock-timeout 2m       # wait for another apply
+          claractl apply --no-wait               # do not wait for Deployments to become available
         """
-        timeout = _duration(lock_timeout)
+        lock_wait = _duration(lock_timeout)
+        wait_timeout = _duration(timeout, "--timeout") if timeout else None
 
         def body() -> int:
             from claractl.plan import read_plan
@@ -240,16 +252,17 @@ def register(app: typer.Typer) -> None:
                 if only or exclude:
                     raise Failed("--only/--exclude belong to `plan`; a saved plan is applied exactly as saved")
                 plan = read_plan(plan_file)
-                target = _options(get_target(_load(file, fallback=plan.project_file)), force_conflicts)
-                with _locked(target, timeout):
+                target = _options(get_target(_load(file, fallback=plan.project_file)), force_conflicts,
+                                  wait, wait_timeout)
+                with _locked(target, lock_wait):
                     verify_plan(target, plan)
                     if not plan.has_changes:
                         cli_console.console.print("No changes. Nothing to apply.", highlight=False)
                         return 0
                     _print_plan(plan, Output.text)
                     return _execute(target, plan, parallelism)
-            target = _options(get_target(_load(file)), force_conflicts)
-            return _plan_confirm_execute(target, timeout, auto_approve, "perform these actions", parallelism,
+            target = _options(get_target(_load(file)), force_conflicts, wait, wait_timeout)
+            return _plan_confirm_execute(target, lock_wait, auto_approve, "perform these actions", parallelism,
                                          only=only, exclude=exclude)
         _run(body)
 
@@ -259,15 +272,19 @@ def register(app: typer.Typer) -> None:
         auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for confirmation."),
         parallelism: int = typer.Option(10, "--parallelism", min=1, metavar="N", help="Changes applied at the same time."),
         lock_timeout: str = typer.Option("0s", "--lock-timeout", metavar="DURATION", help="Wait this long for another apply."),
+        wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until each deleted object is gone (pods stopped, volumes released)."),
+        timeout: Optional[str] = typer.Option(None, "--timeout", metavar="DURATION",
+                                              help="How long to wait for each object (default 5m; e.g. 90s, 10m)."),
     ) -> None:
         """Remove everything this project manages; objects made by hand or by other projects stay."""
-        timeout = _duration(lock_timeout)
+        lock_wait = _duration(lock_timeout)
+        wait_timeout = _duration(timeout, "--timeout") if timeout else None
 
         def body() -> int:
             from claractl.targets import get_target
 
-            target = get_target(_load(file))
-            return _plan_confirm_execute(target, timeout, auto_approve, "destroy everything this project manages",
+            target = _options(get_target(_load(file)), wait=wait, timeout=wait_timeout)
+            return _plan_confirm_execute(target, lock_wait, auto_approve, "destroy everything this project manages",
                                          parallelism, destroy=True)
         _run(body)
 

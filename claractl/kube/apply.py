@@ -60,13 +60,14 @@ def existing_owner(rest: Rest, obj: dict[str, Any]) -> str | None:
     return ((live.get("metadata") or {}).get("labels") or {}).get(PROJECT_LABEL, "")
 
 
-def delete_object(rest: Rest, obj: dict[str, Any], dry_run: bool = False) -> bool:
-    """Delete obj (background propagation); False when it was already gone."""
+def delete_object(rest: Rest, obj: dict[str, Any], dry_run: bool = False, foreground: bool = False) -> bool:
+    """Delete obj; False when it was already gone. Background propagation (dependents go after
+    it), or foreground: the object stays, being deleted, until its dependents (pods) are gone."""
     kind = kind_of(obj)
     meta = obj["metadata"]
     namespace = meta.get("namespace") if kind.namespaced else None
     query = [("dryRun", "All")] if dry_run else []
-    body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+    body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground" if foreground else "Background"}
     try:
         rest.api.call_api(f"{kind.collection(namespace)}/{meta['name']}", "DELETE", query_params=query,
                           body=body, header_params={"Content-Type": "application/json", "Accept": "application/json"},

@@ -1,5 +1,6 @@
 """Ordering graph and its walk: services → models → pipelines → AE titles / sources /
-destinations for creates and updates; then deletes in reverse. Each rank is a wave; the changes
+destinations for creates and updates; then deletes in reverse. Within a rank a target may order
+its own changes by change group (`Change.group`). Each (rank, group) is a wave; the changes
 of one wave run in parallel on a bounded thread pool. The first failure stops the walk: changes
 already running finish, nothing new starts, and the result says what was and was not done.
 """
@@ -17,8 +18,10 @@ from claractl.plan.model import DELETE, NOOP, Change
 
 def order(changes: list[Change]) -> list[Change]:
     """Apply order: upserts by rank, then deletes by reverse rank; stable by address within a rank."""
-    upserts = sorted((c for c in changes if c.action != DELETE), key=lambda c: (addr.rank(c.address), c.address))
-    deletes = sorted((c for c in changes if c.action == DELETE), key=lambda c: (-addr.rank(c.address), c.address))
+    upserts = sorted((c for c in changes if c.action != DELETE),
+                     key=lambda c: (addr.rank(c.address), c.group, c.address))
+    deletes = sorted((c for c in changes if c.action == DELETE),
+                     key=lambda c: (-addr.rank(c.address), -c.group, c.address))
     return upserts + deletes
 
 
@@ -27,7 +30,7 @@ def waves(changes: list[Change]) -> list[list[Change]]:
     out: list[list[Change]] = []
     last = None
     for c in order([c for c in changes if c.action != NOOP]):
-        key = (c.action == DELETE, addr.rank(c.address))
+        key = (c.action == DELETE, addr.rank(c.address), c.group)
         if key != last:
             out.append([])
             last = key
@@ -46,7 +49,7 @@ class ApplyResult:
         return not self.failed
 
 
-Event = Callable[[str, Change, "str | None"], None]   # (phase: start|done|failed, change, message)
+Event = Callable[[str, Change, "str | None"], None]   # (phase: start|progress|done|failed, change, message)
 
 
 def walk(changes: list[Change], run: Callable[[Change], None], parallelism: int = 10,

@@ -22,6 +22,9 @@ class Change:
     diffs: list[FieldDiff] = field(default_factory=list)
     reason: str | None = None              # why a replace (or why an update, e.g. drift)
     actual_name: str | None = None         # the target's spelling when it differs (replace)
+    # Order within the address kind's rank: a target's own change groups (Kubernetes: RBAC, config
+    # and storage, then Services, then workloads). Lower runs first; deletes walk them in reverse.
+    group: int = 0
 
     @property
     def kind(self) -> str:

@@ -34,6 +34,8 @@ def _compare(desired: Resource, actual: ActualObject | None) -> Change:
                              "the platform keys it case-insensitively, so it is deleted and re-created",
                       actual_name=actual.address.partition(".")[2])
     if not diffs:
+        if actual.unready:
+            return Change(desired.address, UPDATE, before, desired.fields, reason=actual.unready)
         return Change(desired.address, NOOP, before, desired.fields)
     reason = _replace_reason(desired.address, diffs)
     if reason:

@@ -33,6 +33,9 @@ class ActualObject:
     address: str
     fields: dict[str, Any]
     owner: str | None = None
+    # Set when the object matches its fields but is not done yet (e.g. "not ready: 0/1 available …"):
+    # the plan then keeps it as an update, and applying it waits again. Not part of the state hash.
+    unready: str | None = None
 
 
 @dataclass

@@ -42,6 +42,7 @@ class EngineSettings:
     job_timeout: float = 600.0           # seconds
     payload_retention: float = 86400.0   # seconds after all export tasks of a job finished
     executor: str = "local"              # local | kubernetes
+    service_idle: float = 60.0           # seconds a PDL service nobody uses keeps running (engine/services.py)
 
 
 @dataclass

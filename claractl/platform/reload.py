@@ -19,7 +19,7 @@ from claractl.platform.config import PlatformConfig
 PROCESS_KEYS = {"api.host", "api.port", "store.database", "engine.executor"}
 # Applied to the live engine: new admissions use them, running jobs keep theirs.
 ENGINE_KEYS = {"api.workers", "engine.cpu", "engine.memory", "engine.gpu", "engine.job_timeout",
-               "engine.payload_retention"}
+               "engine.payload_retention", "engine.service_idle"}
 # Component → the settings sections it is built from. The render service checks the API token.
 COMPONENT_KEYS = {
     "inference": ("inference.",),

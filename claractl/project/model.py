@@ -30,7 +30,16 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.key_path}: {self.message}" if self.key_path else f"{self.location}: {self.message}"
+        text = f"{self.location}: {self.key_path}: {self.message}" if self.key_path else f"{self.location}: {self.message}"
+        return one_line(text)
+
+
+def one_line(text: str) -> str:
+    """Control and separator characters escaped (a newline in a YAML key, a CR in a quoted config
+    line), so one problem is always one line for editors and CI annotations to parse."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class ProjectError(Exception):

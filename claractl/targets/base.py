@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar, Iterator
 from claractl.plan import (
     ActualState, ApplyResult, Change, LockError, Plan, PlanError, Resource, check_fresh, compute_plan, desired_state, walk,
 )
-from claractl.plan.graph import Event
+from claractl.plan.graph import Event, order
 from claractl.plan.model import UPDATE
 from claractl.project.model import Project
 
@@ -86,6 +86,13 @@ class Target(ABC):
 
     def __init__(self, project: Project) -> None:
         self.project = project
+        self.wait = True                        # apply waits for health (--wait / --no-wait)
+        self.wait_timeout: float | None = None  # seconds per object (--timeout); None: the target's default
+        self._report: Callable[[Change, str], None] = lambda change, text: None
+
+    def report(self, change: Change, text: str) -> None:
+        """Tell the user how a running change is doing (e.g. what a wait is waiting for)."""
+        self._report(change, text)
 
     @property
     def scope(self) -> str:
@@ -124,6 +131,13 @@ class Target(ABC):
         shown with the change in every plan format (as its `reason`). Default: nothing."""
         return None
 
+    def refine(self, change: Change) -> None:
+        """Optional: adjust a computed change with what only the target knows — an update the target
+        cannot make in place becomes a replace (with its reason), a change group orders it among its
+        siblings. Default: an update gets `change_note` as its reason."""
+        if change.action == UPDATE and not change.reason:
+            change.reason = self.change_note(change)
+
 
 def make_plan(target: Target, *, destroy: bool = False, only: list[str] | None = None,
               exclude: list[str] | None = None) -> Plan:
@@ -134,8 +148,8 @@ def make_plan(target: Target, *, destroy: bool = False, only: list[str] | None =
                         desired=target.desired(), actual=target.read_state(), destroy=destroy,
                         only=only, exclude=exclude, project_file=str(project.path))
     for change in plan.changes:
-        if change.action == UPDATE and not change.reason:
-            change.reason = target.change_note(change)
+        target.refine(change)
+    plan.changes = order(plan.changes)
     return plan
 
 
@@ -184,6 +198,8 @@ def execute(target: Target, plan: Plan, parallelism: int = 10, on_event: Event |
     def run(change: Change) -> None:
         target.apply_change(change, desired.get(change.address))
 
+    if on_event is not None:
+        target._report = lambda change, text: on_event("progress", change, text)
     result = walk(plan.changes, run, parallelism=parallelism, on_event=on_event)
     target.after_apply(result)
     return result

@@ -86,12 +86,15 @@ class PlatformObjects:
             return
         if model.get("state") != "LOADED":
             model = self.api("load_model", name)
-        deadline = time.monotonic() + self.model_load_timeout
+        if not getattr(self, "wait", True):        # apply --no-wait: loading goes on by itself
+            return
+        timeout = getattr(self, "wait_timeout", None) or self.model_load_timeout
+        deadline = time.monotonic() + timeout
         while model.get("state") != "LOADED":
             if model.get("state") == "FAILED":
                 raise TargetError(f"model {name} failed to load: {model.get('message') or 'no message'}")
             if time.monotonic() > deadline:
-                raise TargetError(f"model {name} not LOADED after {self.model_load_timeout:.0f} s "
+                raise TargetError(f"model {name} not LOADED after {timeout:.0f} s "
                                   f"(state {model.get('state')})")
             time.sleep(0.2)
             model = self.api("get_model", name)

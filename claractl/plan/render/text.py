@@ -44,12 +44,14 @@ def render_text(plan: Plan, verbose: bool = False) -> Text:
     return out
 
 
-def render_apply_result(result: ApplyResult) -> Text:
+def render_apply_result(result: ApplyResult, destroy: bool = False) -> Text:
     out = Text()
+    word = "Destroy" if destroy else "Apply"
     if result.ok:
-        out.append(f"Apply complete: {len(result.done)} changes applied.\n", style="bold green")
+        done = f"{len(result.done)} objects destroyed" if destroy else f"{len(result.done)} changes applied"
+        out.append(f"{word} complete: {done}.\n", style="bold green")
         return out
-    out.append("Apply failed.\n", style="bold red")
+    out.append(f"{word} failed.\n", style="bold red")
     for address, message in result.failed:
         out.append(f"  ✗ {address}: {message}\n", style="red")
     out.append(f"Done ({len(result.done)}): {', '.join(result.done) or '-'}\n")

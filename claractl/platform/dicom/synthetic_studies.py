@@ -120,13 +120,13 @@ class StudyFactory:
         return header + data[pixel_at:]
 
     def write_study(self, out_dir: str | Path, modality: str, instances: int, *,
-                    without_study_uid: int = 0) -> list[Path]:
-        """`instances` files of one new study (one series) in `out_dir`; the last
-        `without_study_uid` of them have no Study Instance UID (a receiver that groups by study
-        must refuse them)."""
+                    without_study_uid: int = 0, study_uid: str | None = None) -> list[Path]:
+        """`instances` files of one new study (one series; `study_uid` or a new one) in `out_dir`;
+        the last `without_study_uid` of them have no Study Instance UID (a receiver that groups
+        by study must refuse them)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        study, series = self.new_uid(), self.new_uid()
+        study, series = study_uid or self.new_uid(), self.new_uid()
         paths = []
         for i in range(instances):
             sop = self.new_uid()

@@ -26,6 +26,7 @@ from claractl.platform.engine.executor import Executor, LocalExecutor
 from claractl.platform.engine.inference_hook import InferenceHook, triton_uris
 from claractl.platform.engine.recovery import recover, sweep_payloads
 from claractl.platform.engine.runner import JobRunner, Stop
+from claractl.platform.engine.services import ServiceManager, launcher_for
 from claractl.platform.store import Store
 from claractl.platform.store.models import Job, JobState, JobStatus, OperatorRun, utcnow
 
@@ -49,6 +50,7 @@ class Engine:
         self.store = store
         self.hook = hook or InferenceHook(config)
         self.executor = executor or executor_for(config)
+        self.services = ServiceManager(config, launcher_for(config))     # PDL `services` of running jobs
         self.poll_interval = poll_interval
         self.sweep_interval = sweep_interval
         self.capacity = machine_capacity(config.engine.cpu, config.engine.memory, config.engine.gpu)
@@ -84,6 +86,7 @@ class Engine:
             runner.request_stop(Stop.SHUTDOWN)
         for runner in runners:
             runner.thread.join(timeout)
+        self.services.stop_all()
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -92,7 +95,8 @@ class Engine:
         alive = bool(self._thread and self._thread.is_alive())
         return {"state": "running" if alive else "stopped", "ready": alive, "running_jobs": running,
                 "slots": self.slots, "capacity": self.capacity.as_dict(), "in_use": used.as_dict(),
-                "executor": self.config.engine.executor, "recovered": self.recovered}
+                "executor": self.config.engine.executor, "recovered": self.recovered,
+                "services": self.services.status()}
 
     def wake(self) -> None:
         self._wake.set()
@@ -103,6 +107,7 @@ class Engine:
         with self._lock:
             self.config = config
             self.hook.config = config
+            self.services.config = config
             self.capacity = machine_capacity(config.engine.cpu, config.engine.memory, config.engine.gpu)
             self.slots = max(1, int(config.api.workers))
         self.wake()
@@ -120,6 +125,7 @@ class Engine:
             try:
                 self._forward_cancels()
                 self._admit()
+                self.services.sweep()
                 if time.monotonic() - self._last_sweep > self.sweep_interval:
                     self._last_sweep = time.monotonic()
                     sweep_payloads(self.store, self.config)
@@ -170,7 +176,7 @@ class Engine:
                 admitted.append((job.id, demand))
         for job_id, demand in admitted:
             runner = JobRunner(job_id, self.store, self.config, self.executor, self.hook,
-                               self.platform_env(), self._finished)
+                               self.platform_env(), self._finished, services=self.services)
             with self._lock:
                 self._runners[job_id] = (runner, demand)
             runner.start()

@@ -43,6 +43,7 @@ class OperatorSpec:
     io: OperatorIO
     log_path: Path
     platform_env: dict[str, str] = field(default_factory=dict)   # Triton URIs, CLARA_API_URL, …
+    connections: list[Any] = field(default_factory=list)   # services.Connection: the operator's PDL services
 
 
 class RunningOperator(Protocol):
@@ -68,15 +69,14 @@ def rewrite_arg(arg: str, mapping: dict[str, Path]) -> str:
     return arg
 
 
-def operator_env(spec: OperatorSpec, inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, str]:
+def operator_env(spec: OperatorSpec, inputs: dict[str, str], outputs: dict[str, str],
+                 in_container: bool = False) -> dict[str, str]:
     env = {str(k): str(v) for k, v in (spec.operator.get("variables") or {}).items()}
     env.update(spec.platform_env)
-    # Legacy (PDL <= 0.6) `services`, e.g. TRTIS: not started; their http connections point at the
-    # platform's inference service under the environment variable each connection names.
-    for service in spec.operator.get("services") or []:
-        for conn in (service.get("connections") or {}).get("http") or []:
-            if conn.get("name") and "NVIDIA_TRITON_HTTPURI" in spec.platform_env:
-                env[str(conn["name"])] = spec.platform_env["NVIDIA_TRITON_HTTPURI"]
+    # PDL `services` (engine/services.py): each connection is an environment variable; a volume is
+    # seen at its PDL path in a container (mounted there), at its directory by a local process.
+    for conn in spec.connections:
+        env[conn.name] = conn.path if conn.kind == "volume" and in_container else conn.value
     env.update({
         "NVIDIA_CLARA_JOB_ID": spec.job_id,
         "NVIDIA_CLARA_JOB_NAME": spec.job_name,
@@ -185,7 +185,7 @@ class LocalExecutor:
                 f"neither is installed on this machine")
         inputs = {k: k for k in spec.io.inputs}
         outputs = {k: k for k in spec.io.outputs}
-        env = operator_env(spec, inputs, outputs)
+        env = operator_env(spec, inputs, outputs, in_container=True)
         env["NVIDIA_CLARA_PAYLOAD_PATH"] = "/payload"
         argv = [runtime, "run", "--rm", "--network", "host",
                 "--name", f"clara-{spec.job_id[:8]}-{op['name']}"[:63]]
@@ -193,6 +193,9 @@ class LocalExecutor:
             argv += ["-v", f"{host}:{pdl}:ro"]
         for pdl, host in spec.io.outputs.items():
             argv += ["-v", f"{host}:{pdl}"]
+        for conn in spec.connections:
+            if conn.kind == "volume":
+                argv += ["-v", f"{conn.value}:{conn.path}"]
         for key in env:
             argv += ["-e", key]
         argv.append(image)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from urllib.parse import urlparse
 
@@ -37,6 +38,22 @@ def triton_uris(config: PlatformConfig) -> dict[str, str]:
     return {"NVIDIA_TRITON_HTTPURI": http, "NVIDIA_TRITON_GRPCURI": grpc, "NVIDIA_CLARA_TRTISURI": http}
 
 
+# A Triton that just became ready behind a Kubernetes Service may refuse connections for a
+# moment while kube-proxy programs its endpoints: connection errors are retried this long.
+CONNECT_RETRY_SECONDS = 30.0
+
+
+def _retrying(call: Callable[[], object], seconds: float = CONNECT_RETRY_SECONDS) -> object:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except OSError:                 # refused / reset / name not resolvable yet
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
 class InferenceHook:
     def __init__(self, config: PlatformConfig, component: Callable[[], object | None] = lambda: None) -> None:
         self.config = config
@@ -55,7 +72,7 @@ class InferenceHook:
             if comp is not None and hasattr(comp, "load_model"):
                 comp.load_model(name)
             elif self.config.inference.url:
-                self._triton().load_model(name)
+                _retrying(lambda: self._triton().load_model(name))
             else:
                 raise ModelLoadError(f"model {name!r} cannot be loaded: the inference service is not running")
         except ModelLoadError:

@@ -21,6 +21,7 @@ from claractl.platform.engine import layout
 from claractl.platform.engine.executor import Executor, ExecutorError, OperatorSpec, RunningOperator
 from claractl.platform.engine.inference_hook import InferenceHook, ModelLoadError
 from claractl.platform.engine.placeholders import PlaceholderError, resolve
+from claractl.platform.engine.services import ServiceError, ServiceManager
 from claractl.platform.store import Store
 from claractl.platform.store.exports import create_export_task
 from claractl.platform.store.models import Job, JobState, JobStatus, OperatorRun, Pipeline, utcnow
@@ -38,7 +39,8 @@ class Stop:
 
 class JobRunner:
     def __init__(self, job_id: str, store: Store, config: PlatformConfig, executor: Executor,
-                 hook: InferenceHook, platform_env: dict[str, str], on_done: Callable[[str], None]) -> None:
+                 hook: InferenceHook, platform_env: dict[str, str], on_done: Callable[[str], None],
+                 services: ServiceManager | None = None) -> None:
         self.job_id = job_id
         self.store = store
         self.config = config
@@ -46,6 +48,7 @@ class JobRunner:
         self.hook = hook
         self.platform_env = platform_env
         self.on_done = on_done
+        self.services = services
         self.stop_reason: str | None = None
         self._stop = threading.Event()
         self._changed = threading.Event()     # an operator exited, or a stop was requested
@@ -140,6 +143,8 @@ class JobRunner:
             except Exception:
                 log.exception("job %s: cannot record the failure", self.job_id)
         finally:
+            if self.services is not None:
+                self.services.release(self.job_id)
             self.on_done(self.job_id)
 
     def _run(self) -> None:
@@ -164,6 +169,12 @@ class JobRunner:
             started_at = started_at.replace(tzinfo=timezone.utc)
         deadline = time.monotonic() + max(0.0, snapshot["timeout"] - (utcnow() - started_at).total_seconds())
         logs = self.config.logs_dir / "jobs" / self.job_id
+
+        try:       # every service the operators declare runs and is ready before the first operator
+            connections = self.services.acquire(self.job_id, definition, self.platform_env) if self.services else {}
+        except ServiceError as exc:
+            self._finish(JobStatus.FAULTED, str(exc), {})
+            return
 
         done: set[str] = set()
         running: dict[str, RunningOperator] = {}
@@ -237,6 +248,7 @@ class JobRunner:
                         job_id=self.job_id, job_name=snapshot["name"], pipeline_name=snapshot["pipeline"],
                         operator=op, payload=payload, io=layout.operator_io(payload, definition, op),
                         log_path=logs / f"{name}.log", platform_env=self.platform_env,
+                        connections=connections.get(name, []),
                     )
                     proc = self.executor.start(spec)
                 except (ExecutorError, ModelLoadError, ValueError) as exc:

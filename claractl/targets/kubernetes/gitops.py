@@ -51,6 +51,7 @@ def secrets_to_create(project: Project) -> list[str]:
     needed = []
     if isinstance(platform.get("database"), Secret):
         needed.append(f"{DATABASE_SECRET} (key url)")
-    if isinstance(platform.get("api-token"), Secret):
+    if isinstance(platform.get("api-token"), Secret) or not platform.get("api-token"):
+        # a token from ${env:…}, or none (claractl apply generates one; GitOps has no apply)
         needed.append(f"{TOKEN_SECRET} (key token)")
     return needed

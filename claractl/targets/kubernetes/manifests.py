@@ -15,7 +15,7 @@ from typing import Any
 from claractl.kube.labels import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, SERVICE_LABEL
 from claractl.project.model import Project
 from claractl.targets.kubernetes import helm
-from claractl.targets.kubernetes.values import RELEASE, charts_dir, namespace_of, values_for
+from claractl.targets.kubernetes.values import RELEASE, TOKEN_SECRET, charts_dir, namespace_of, values_for
 
 
 
@@ -70,3 +70,15 @@ def desired_objects(project: Project, reveal_secrets: bool = False) -> list[Desi
     for service, values in values_for(project, reveal_secrets=reveal_secrets).items():
         result.extend(render_service(project, service, values))
     return result
+
+
+def generated_token_secret(project: Project, token: str) -> DesiredObject:
+    """The platform's API token when the project gives none: claractl generates one on the first
+    apply and keeps it (the platform reads it from this Secret; claractl and the operator Jobs that
+    call the platform API read it from here too). Never rendered for GitOps (see gitops.py)."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+              "metadata": {"name": TOKEN_SECRET, "labels": {"app.kubernetes.io/name": "platform",
+                                                            "app.kubernetes.io/instance": RELEASE,
+                                                            "app.kubernetes.io/part-of": "clara"}},
+              "stringData": {"token": token}}
+    return DesiredObject("platform", label_inventory(secret, project.name, "platform", namespace_of(project)))

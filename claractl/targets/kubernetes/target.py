@@ -6,43 +6,56 @@ Addresses: each service expands into its rendered objects, `service.triton/Deplo
 models, pipelines, AE titles, sources and destinations keep their usual addresses. The fields of
 an object are its manifest without server-populated parts; the live side is cut to the fields
 the manifest sets (kubectl diff --server-side), so only what claractl manages can differ.
+
+Ordering, waiting and replacing follow the data in rules.py. An object that exists but is being
+deleted counts as absent (apply waits until it is gone, then creates it); a workload whose fields
+match but which is not ready stays in the plan as an update ("not ready: …"), so an apply that
+failed its wait is finished by the next one.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
+import secrets
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from claractl.plan import ActualObject, ActualState, ApplyResult, Change, Resource, TargetError
-from claractl.plan import address as addr
-from claractl.plan.model import CREATE, DELETE, REPLACE
-from claractl.plan.secrets import plain
-from claractl.platform.client import PlatformClient
-from claractl.project.model import Project, Secret
-from claractl.targets.base import LockHeld, LockInfo, Target
 from claractl.kube.apply import apply_object, delete_object, existing_owner
 from claractl.kube.client import FIELD_MANAGER, KINDS, Rest, load_api_client
-from claractl.kube.diff import normalize_for_diff, project_like
+from claractl.kube.diff import extra_items, normalize_for_diff, project_like
 from claractl.kube.errors import KubeError
 from claractl.kube.errors import LockHeld as LeaseHeld
 from claractl.kube.inventory import read_inventory
+from claractl.kube.labels import PROJECT_LABEL, SERVICE_LABEL
 from claractl.kube.lock import LeaseLock
 from claractl.kube.lock import force_unlock as lease_force_unlock
-from claractl.targets.kubernetes.manifests import PROJECT_LABEL, SERVICE_LABEL, desired_objects
-from claractl.kube.proxy import platform_client
-from claractl.targets.kubernetes.values import namespace_of
-from claractl.kube.wait import wait_ready
+from claractl.kube.proxy import platform_client, proxy_status
+from claractl.kube.wait import pod_problems, readiness, wait_gone, wait_ready
+from claractl.plan import ActualObject, ActualState, ApplyResult, Change, Resource, TargetError
+from claractl.plan import address as addr
+from claractl.plan.model import CREATE, DELETE, REPLACE, UPDATE
+from claractl.plan.secrets import plain
+from claractl.platform.client import ApiError, PlatformClient
+from claractl.project.model import Project, Secret
+from claractl.targets.base import LockHeld, LockInfo, Target
+from claractl.targets.kubernetes import rules
+from claractl.targets.kubernetes.helm import HelmError
+from claractl.targets.kubernetes.manifests import desired_objects, generated_token_secret
+from claractl.targets.kubernetes.values import TOKEN_SECRET, namespace_of
 from claractl.targets.platform_objects import PlatformObjects
 
-WAIT_TIMEOUT = 300.0       # seconds for a Deployment to become available (CLARA_K8S_WAIT_TIMEOUT)
-WAITED_KINDS = ("Deployment", "StatefulSet", "Job")
+WAIT_TIMEOUT = 300.0       # seconds per object (--timeout; CLARA_K8S_WAIT_TIMEOUT)
 LEASE_SECONDS = 60
+# Workloads are deleted in the foreground: the object stays until its pods are gone, so a
+# destroy that waits for it has really stopped them (and their volumes are free).
+FOREGROUND_KINDS = ("Deployment", "StatefulSet", "Job")
 
 
-def _wrap_secret_data(fields: dict[str, Any]) -> dict[str, Any]:
+def _secret_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Secret values as `Secret`s: compared by value, shown and hashed as "(sensitive)"."""
     if fields.get("kind") == "Secret":
         for key in ("data", "stringData"):
@@ -51,29 +64,86 @@ def _wrap_secret_data(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _other_managers(live: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(manager, fieldsV1) of every field manager but claractl (status writers excluded)."""
+def _readable(fields: dict[str, Any]) -> dict[str, Any]:
+    """ConfigMap values that are JSON documents (platform.json) as parsed values, so a plan shows
+    `data["platform.json"].engine.workers: 2 → 4` instead of a cut-off string."""
+    data = fields.get("data") if fields.get("kind") == "ConfigMap" else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key.endswith(".json") and isinstance(value, str):
+                try:
+                    data[key] = json.loads(value)
+                except ValueError:
+                    pass
+    return fields
+
+
+def _fields(obj: dict[str, Any]) -> dict[str, Any]:
+    return _readable(_secret_fields(obj))
+
+
+def _managers(live: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(manager, fieldsV1) of every field manager but claractl; status writers excluded (a
+    `kubectl scale` is manager "kubectl" on the `scale` subresource, and counts)."""
     return [(m.get("manager", "?"), m.get("fieldsV1") or {})
             for m in (live.get("metadata") or {}).get("managedFields") or []
-            if m.get("manager") != FIELD_MANAGER and not m.get("subresource")]
+            if m.get("manager") != FIELD_MANAGER and m.get("subresource") != "status"]
 
 
-def _owns(fields: dict[str, Any], path: list[str]) -> bool:
-    """Whether a FieldsV1 set holds `path` (or a field under it, for list items)."""
+def _owns(fields: dict[str, Any], parts: tuple) -> bool:
+    """Whether a FieldsV1 set holds the field at `parts` (keys, and (key, value) for keyed list items)."""
     node: Any = fields
-    for part in path:
-        if not isinstance(node, dict) or f"f:{part}" not in node:
+    for part in parts:
+        if not isinstance(node, dict):
             return False
-        node = node[f"f:{part}"]
-    return bool(path)
+        if isinstance(part, tuple):               # k:{"containerPort":8000,"protocol":"TCP"} holds containerPort=8000
+            key, value = part
+            match = next((v for k, v in node.items() if k.startswith("k:")
+                          and json.loads(k[2:]).get(key) == value), None)
+            if match is None:
+                return False
+            node = match
+        elif isinstance(part, str) and f"f:{part}" in node:
+            node = node[f"f:{part}"]
+        else:
+            return False
+    return bool(parts)
+
+
+def _with_items(manifest: dict[str, Any], extras: list[tuple[tuple, dict[str, Any]]]) -> dict[str, Any]:
+    """A copy of manifest with these list items added where they are live (to take them over)."""
+    out = json.loads(json.dumps(manifest))
+    for parts, item in extras:
+        node: Any = out
+        for part in parts[:-1]:
+            if isinstance(part, tuple):
+                node = next(i for i in node if i.get(part[0]) == part[1])
+            else:
+                node = node[part]
+        node.append(item)
+    return out
+
+
+def _path_text(parts: tuple) -> str:
+    return "".join(f"[{p[0]}={p[1]}]" if isinstance(p, tuple) else f".{p}" for p in parts)
 
 
 class ProxiedPlatformClient(PlatformClient):
-    """A PlatformClient whose requests go through the API server's service proxy."""
+    """A PlatformClient whose requests go through the API server's service proxy. Errors the API
+    server answers itself (RBAC, no such service, no ready endpoints) name their HTTP status and
+    the server's message."""
 
     def __init__(self, rest: Rest, namespace: str, port: int, token: str | None, timeout: float = 60.0) -> None:
-        self._http = platform_client(rest, namespace, port, token=token, timeout=timeout)
+        self._http = platform_client(rest, namespace, port, token=token, timeout=timeout,
+                                     event_hooks={"response": [_raise_proxy_status]})
         self.base_url = str(self._http.base_url).rstrip("/")
+
+
+def _raise_proxy_status(response) -> None:
+    status = proxy_status(response)
+    if status is not None:
+        raise ApiError(response.status_code, f"{status} (the Kubernetes API server's service proxy, "
+                                             f"{response.request.method} {response.request.url.path})")
 
 
 class KubernetesTarget(PlatformObjects, Target):
@@ -86,15 +156,18 @@ class KubernetesTarget(PlatformObjects, Target):
         self.context = kube.get("context") or None
         self.kubeconfig = kube.get("kubeconfig") or None
         self.force_conflicts = False
-        self.wait_timeout = float(os.environ.get("CLARA_K8S_WAIT_TIMEOUT") or WAIT_TIMEOUT)
         self._rest: Rest | None = None
         self._client: PlatformClient | None = None
         self._manifests: dict[str, dict[str, Any]] | None = None
+        self._live: dict[str, dict[str, Any]] = {}          # address → live object, from read_state
         self._lease: LeaseLock | None = None
-        self._other_managers: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self._renewer: threading.Thread | None = None
         self._release = threading.Event()
         self._init_lock = threading.RLock()   # apply threads share one client
+
+    @property
+    def timeout(self) -> float:
+        return float(self.wait_timeout or os.environ.get("CLARA_K8S_WAIT_TIMEOUT") or WAIT_TIMEOUT)
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -110,22 +183,41 @@ class KubernetesTarget(PlatformObjects, Target):
     def client(self) -> PlatformClient:
         with self._init_lock:
             if self._client is None:
-                services = self.project.services or {}
-                platform = services.get("platform") or {}
-                token = platform.get("api-token")
-                self._client = ProxiedPlatformClient(self.rest(), self.namespace,
-                                                     int(platform.get("api-port", 8765)),
-                                                     plain(token) if token else None)
+                platform = (self.project.services or {}).get("platform") or {}
+                self._client = ProxiedPlatformClient(self.rest(), self.namespace, int(platform.get("api-port", 8765)),
+                                                     self._api_token())
             return self._client
+
+    def _project_token(self) -> str | None:
+        token = ((self.project.services or {}).get("platform") or {}).get("api-token")
+        return plain(token) if token else None
+
+    def _api_token(self) -> str | None:
+        """The platform's API token: the project's, else the one claractl generated into its Secret."""
+        return self._project_token() or self._generated_token()
+
+    def _generated_token(self) -> str | None:
+        """The token in the Secret claractl generated on the first apply (kept: a new one would
+        lock out the platform)."""
+        try:
+            secret = self.rest().get(KINDS["Secret"], self.namespace, TOKEN_SECRET)
+        except KubeError as exc:
+            raise TargetError(str(exc)) from None
+        value = ((secret or {}).get("data") or {}).get("token")
+        return base64.b64decode(value).decode() if value else None
 
     def manifests(self) -> dict[str, dict[str, Any]]:
         """address → rendered manifest with real values (rendered once per run)."""
         if self._manifests is None:
             try:
                 objects = desired_objects(self.project, reveal_secrets=True)
-            except KubeError as exc:
+            except (KubeError, HelmError) as exc:
                 raise TargetError(str(exc)) from None
-            self._manifests = {o.address: o.manifest for o in objects}
+            manifests = {o.address: o.manifest for o in objects}
+            if not self._project_token():       # no token in the project: claractl makes one
+                obj = generated_token_secret(self.project, self._generated_token() or secrets.token_urlsafe(32))
+                manifests[obj.address] = obj.manifest
+            self._manifests = manifests
         return self._manifests
 
     # ---- Target ---------------------------------------------------------------------------
@@ -134,31 +226,33 @@ class KubernetesTarget(PlatformObjects, Target):
         base = super().desired()
         out = {a: r for a, r in base.items() if addr.kind_of(a) != "service"}
         for address, manifest in self.manifests().items():
-            out[address] = Resource(address, _wrap_secret_data(normalize_for_diff(manifest)))
+            out[address] = Resource(address, _fields(normalize_for_diff(manifest)))
         return out
 
     def read_state(self) -> ActualState:
         state = ActualState()
         rest = self.rest()
         manifests = self.manifests()
+        self._live = {}
         try:
             live = read_inventory(rest, self.namespace, self.project.name)
             present = set()
             for obj in live:
                 labels = obj["metadata"].get("labels") or {}
-                service = labels.get(SERVICE_LABEL) or "unknown"
-                address = f"service.{service}/{obj['kind']}/{obj['metadata']['name']}"
+                address = f"service.{labels.get(SERVICE_LABEL) or 'unknown'}/{obj['kind']}/{obj['metadata']['name']}"
+                self._live[address] = obj
+                if self._terminating(state, address, obj):
+                    continue
                 present.add(address)
-                state.add(ActualObject(address, self._live_fields(address, obj), labels.get(PROJECT_LABEL)))
-                self._other_managers[address] = _other_managers(obj)
+                state.add(ActualObject(address, self._live_fields(address, obj), labels.get(PROJECT_LABEL),
+                                       unready=self._unready(obj)))
             # A name the project would create may be taken by hand or by another project: the plan
             # must refuse it, so read those few by name (no reads when nothing is new).
             for address, manifest in manifests.items():
-                if address in present:
+                if address in present or address in self._live:
                     continue
-                kind = KINDS[manifest["kind"]]
-                other = rest.get(kind, self.namespace, manifest["metadata"]["name"])
-                if other is not None:
+                other = rest.get(KINDS[manifest["kind"]], self.namespace, manifest["metadata"]["name"])
+                if other is not None and not self._terminating(state, address, other):
                     owner = ((other.get("metadata") or {}).get("labels") or {}).get(PROJECT_LABEL) or ""
                     state.add(ActualObject(address, self._live_fields(address, other), owner))
         except KubeError as exc:
@@ -166,11 +260,31 @@ class KubernetesTarget(PlatformObjects, Target):
         self._read_platform(state, present)
         return state
 
+    def _terminating(self, state: ActualState, address: str, obj: dict[str, Any]) -> bool:
+        """An object being deleted counts as absent; the plan says why it is re-created."""
+        meta = obj.get("metadata") or {}
+        if not meta.get("deletionTimestamp"):
+            return False
+        held = f" (held by finalizer {', '.join(meta['finalizers'])})" if meta.get("finalizers") else ""
+        state.notes.append(f"{address} is being deleted{held}; apply waits until it is gone before creating it again")
+        return True
+
+    def _unready(self, live: dict[str, Any]) -> str | None:
+        if live.get("kind") not in rules.WAITED_KINDS:
+            return None
+        try:
+            ready, reason = readiness(live)
+        except KubeError as exc:               # a failed Job, an exceeded progress deadline
+            return f"not ready: {exc}"
+        if ready:
+            return None
+        return "not ready: " + "; ".join([reason] + pod_problems(self.rest(), live))
+
     def _live_fields(self, address: str, live: dict[str, Any]) -> dict[str, Any]:
         like = self.manifests().get(address)
         if like is None:             # no longer rendered (to be pruned): show what is there
-            return _wrap_secret_data(normalize_for_diff(live))
-        return _wrap_secret_data(project_like(live, normalize_for_diff(like)))
+            return _fields(normalize_for_diff(live))
+        return _fields(project_like(live, normalize_for_diff(like)))
 
     def _read_platform(self, state: ActualState, present: set[str]) -> None:
         """Platform objects through the service proxy; none yet when the platform isn't up."""
@@ -192,6 +306,35 @@ class KubernetesTarget(PlatformObjects, Target):
         p = self.project
         return bool(p.models or p.pipelines or p.ae_titles or p.sources or p.destinations)
 
+    def refine(self, change: Change) -> None:
+        """Change groups; updates of immutable fields become replaces; drift names its manager."""
+        if addr.kind_of(change.address) != "service":
+            return super().refine(change)
+        kind = change.address.split("/")[1]
+        change.group = rules.change_group(kind)
+        if change.action == UPDATE and change.diffs:
+            reason = rules.replace_reason(kind, [d.parts for d in change.diffs])
+            if reason:
+                change.action, change.reason = REPLACE, reason
+                return
+        super().refine(change)
+
+    def change_note(self, change: Change) -> str | None:
+        """Name who changed a drifted field (or added list items): a plain apply stops at that conflict."""
+        live = self._live.get(change.address)
+        if live is None:
+            return None
+        found: dict[str, list[str]] = {}
+        for diff in change.diffs:
+            for manager, fields in _managers(live):
+                if _owns(fields, diff.parts):
+                    verb = "added" if diff.kind == "remove" else "changed"
+                    found.setdefault(f"{verb} by {manager!r}", []).append(diff.path)
+        if not found:
+            return None
+        who = "; ".join(f"{', '.join(paths)} {by}" for by, paths in found.items())
+        return f"{who} — apply reports a conflict unless run with --force-conflicts"
+
     def apply_change(self, change: Change, desired: Resource | None) -> None:
         kind, name = addr.split(change.address)
         if change.action != DELETE and desired is None:
@@ -200,42 +343,59 @@ class KubernetesTarget(PlatformObjects, Target):
             return self.apply_platform_change(kind, name, change, desired)
         try:
             if change.action == DELETE:
-                self._delete_object(change.address)
+                self._delete(change, change.address)
                 return
             manifest = self.manifests()[change.address]
-            if change.action in (CREATE, REPLACE):
-                owner = existing_owner(self.rest(), manifest)
-                if owner is not None and owner != self.project.name and change.action == CREATE:
-                    who = f"project {owner!r}" if owner else "someone else (made by hand)"
-                    raise TargetError(f"{change.address}: already exists and belongs to {who}; "
-                                      "claractl never takes over objects it does not manage")
-            apply_object(self.rest(), manifest, force_conflicts=self.force_conflicts)
-            if manifest["kind"] in WAITED_KINDS:
-                wait_ready(self.rest(), manifest, self.wait_timeout)
+            if change.action == REPLACE:
+                self._delete(change, change.address)
+            elif change.action == CREATE:
+                self._create_check(change, manifest)
+            self._apply(change, manifest)
+            if self.wait and manifest["kind"] in rules.WAITED_KINDS:
+                wait_ready(self.rest(), manifest, self.timeout,
+                           progress=lambda text: self.report(change, text))
         except KubeError as exc:
             raise TargetError(str(exc)) from None
 
-    def _delete_object(self, address: str) -> bool:
+    def _create_check(self, change: Change, manifest: dict[str, Any]) -> None:
+        """Before a create: wait out a same-named object still being deleted; refuse one owned by others."""
+        live = self.rest().get(KINDS[manifest["kind"]], self.namespace, manifest["metadata"]["name"])
+        if live is not None and live["metadata"].get("deletionTimestamp"):
+            wait_gone(self.rest(), manifest, self.timeout, progress=lambda text: self.report(change, text))
+            return
+        owner = existing_owner(self.rest(), manifest)
+        if owner is not None and owner != self.project.name:
+            who = f"project {owner!r}" if owner else "someone else (made by hand)"
+            raise TargetError(f"{change.address}: already exists and belongs to {who}; "
+                              "claractl never takes over objects it does not manage")
+
+    def _apply(self, change: Change, manifest: dict[str, Any]) -> None:
+        """Server-side apply. List items another manager added (kubectl set env …) are taken over
+        and removed with --force-conflicts (two applies: own them, then leave them out); without
+        it they are a conflict, reported before anything is written."""
+        rest = self.rest()
+        live = rest.get(KINDS[manifest["kind"]], self.namespace, manifest["metadata"]["name"])
+        extras = extra_items(live, normalize_for_diff(manifest)) if live else []
+        if extras and not self.force_conflicts:
+            owners = {m for m, fields in _managers(live) for parts, _ in extras if _owns(fields, parts)}
+            paths = ", ".join(_path_text(parts) for parts, _ in extras)
+            raise TargetError(f"{manifest['kind']}/{manifest['metadata']['name']}: conflict: {paths} "
+                              f"added by {', '.join(map(repr, sorted(owners))) or 'another field manager'}; "
+                              "rerun with --force-conflicts to take them over and remove them")
+        if extras:
+            apply_object(rest, _with_items(manifest, extras), force_conflicts=True)
+        apply_object(rest, manifest, force_conflicts=self.force_conflicts)
+
+    def _delete(self, change: Change, address: str) -> None:
         _service, kind_name, obj_name = address.split("/", 2)
         kind = KINDS.get(kind_name)
         if kind is None:
             raise TargetError(f"{address}: cannot delete a {kind_name} (not a kind claractl manages)")
-        return delete_object(self.rest(), {"apiVersion": kind.api_version, "kind": kind.kind,
-                                           "metadata": {"name": obj_name, "namespace": self.namespace}})
-
-    def change_note(self, change: Change) -> str | None:
-        """Name who changed a drifted field: a plain apply stops at that conflict."""
-        owners = self._other_managers.get(change.address) or []
-        found: dict[str, list[str]] = {}
-        for diff in change.diffs:
-            path = [p for p in diff.path.split("[", 1)[0].split(".") if p]
-            for manager, fields in owners:
-                if _owns(fields, path):
-                    found.setdefault(manager, []).append("." + diff.path)
-        if not found:
-            return None
-        who = "; ".join(f"{', '.join(paths)} changed by {m!r}" for m, paths in found.items())
-        return f"{who} — apply reports a conflict unless run with --force-conflicts"
+        obj = {"apiVersion": kind.api_version, "kind": kind.kind,
+               "metadata": {"name": obj_name, "namespace": self.namespace}}
+        delete_object(self.rest(), obj, foreground=kind.kind in FOREGROUND_KINDS)
+        if self.wait or change.action == REPLACE:      # a replace must wait: the name is reused
+            wait_gone(self.rest(), obj, self.timeout, progress=lambda text: self.report(change, text))
 
     def after_apply(self, result: ApplyResult) -> None:
         if self._client is not None:

@@ -85,8 +85,8 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
         "persistence": {"data": {"storageClass": storage_class}},
     }
     token = platform.get("api-token")
-    if token:
-        p["api"].update({"token": _secret_text(token)} if reveal_secrets else {"tokenSecret": TOKEN_SECRET})
+    # Without a token in the project claractl generates one into this Secret at apply (target.py).
+    p["api"].update({"token": _secret_text(token)} if token and reveal_secrets else {"tokenSecret": TOKEN_SECRET})
     if platform.get("storage-size"):
         p["persistence"]["data"]["size"] = str(platform["storage-size"])
     if platform.get("image"):
