@@ -1,0 +1,172 @@
+"""PDL services on Kubernetes (engine.executor: kubernetes): each running service is a
+Deployment (one replica) and a Service owned by the platform, in the operators' namespace,
+labelled so they can be found and removed (`claractl.dev/service-key`).
+
+- The service's http connections are ports of the Service; operators get `<service>.<namespace>.svc:<port>[path]`.
+- Its volume connections are directories on the payload volume (`services/<instance>/<name>`),
+  mounted at their PDL path in the service pod; operators get that path.
+- Clara's common service volume (NVIDIA_CLARA_SERVICE_DATA_PATH) is the platform's state dir on
+  the same volume, read-only (its `models/` is the model repository).
+- Ready when the Deployment has an available replica; stop deletes both (background).
+
+Tested offline against the manifests; the run on a real cluster is open (docs/clara-api.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from claractl.kube.apply import apply_object, delete_object
+from claractl.kube.client import KINDS, Rest, load_api_client
+from claractl.kube.errors import KubeError
+from claractl.platform.config import PlatformConfig
+from claractl.platform.engine.executor import BUNDLED_PREFIX
+from claractl.platform.engine.kubernetes_executor import KubernetesSettings
+from claractl.platform.engine.kubernetes_jobs import label_value, resources
+from claractl.platform.engine.services import CONTAINER_SERVICE_DATA, SERVICE_DATA_PATH, Connection, ServiceError, expand
+from claractl.platform.pdl_services import ServiceDecl
+
+DEPLOYMENT, SERVICE = KINDS["Deployment"], KINDS["Service"]
+SERVICE_KEY_LABEL = "claractl.dev/service-key"
+SERVICE_LABELS = {"app.kubernetes.io/name": "clara-pipeline-service", "app.kubernetes.io/managed-by": "claractl-platform"}
+POLL = 1.0
+
+
+def object_name(instance: str) -> str:
+    """clara-svc-<name>-<hash>: a DNS label (≤63) for both the Deployment and the Service."""
+    base = re.sub(r"[^a-z0-9-]", "-", instance.lower()).strip("-")[:40] or "svc"
+    return f"clara-svc-{base}-{hashlib.sha256(instance.encode()).hexdigest()[:6]}"
+
+
+class KubernetesServiceLauncher:
+    def __init__(self, settings: KubernetesSettings, rest: Rest | None = None) -> None:
+        self.settings = settings
+        self._rest = rest
+
+    @classmethod
+    def from_config(cls, config: PlatformConfig) -> "KubernetesServiceLauncher":
+        return cls(KubernetesSettings.from_env(config))
+
+    @property
+    def rest(self) -> Rest:
+        if self._rest is None:
+            try:
+                self._rest = Rest(load_api_client())
+            except KubeError as exc:
+                raise ServiceError(f"kubernetes: {exc}") from None
+        return self._rest
+
+    def _sub_path(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.settings.data_root.resolve()).as_posix()
+        except ValueError:
+            raise ServiceError(f"{path} is not on the payload volume (mounted at {self.settings.data_root})") from None
+
+    def image(self, decl: ServiceDecl) -> str:
+        if not decl.image or decl.image.startswith(BUNDLED_PREFIX):
+            return self.settings.operator_image
+        return decl.image_ref
+
+    def manifests(self, decl: ServiceDecl, instance: str, data_dir: Path, service_data: Path) -> list[dict[str, Any]]:
+        name = object_name(instance)
+        labels = {**SERVICE_LABELS, SERVICE_KEY_LABEL: label_value(decl.key)}
+        env = {**dict(decl.variables), SERVICE_DATA_PATH: CONTAINER_SERVICE_DATA}
+        env.update({conn: path for conn, path in decl.volumes})
+        mounts = [{"name": "data", "mountPath": CONTAINER_SERVICE_DATA, "subPath": self._sub_path(service_data),
+                   "readOnly": True}]
+        mounts += [{"name": "data", "mountPath": path, "subPath": self._sub_path(data_dir / conn)}
+                   for conn, path in decl.volumes]
+        container: dict[str, Any] = {
+            "name": "service", "image": self.image(decl),
+            "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+            "ports": [{"name": f"http-{i}", "containerPort": port} for i, (_n, port, _p) in enumerate(decl.http)],
+            "volumeMounts": mounts,
+        }
+        if decl.command:
+            container["command"] = [expand(a, env) for a in decl.command]
+        res = resources(dict(decl.requests))
+        if res:
+            container["resources"] = res
+        if decl.http:
+            container["readinessProbe"] = {"tcpSocket": {"port": decl.http[0][1]}, "periodSeconds": 2}
+        meta = {"name": name, "namespace": self.settings.namespace, "labels": labels,
+                "annotations": {"claractl.dev/service": decl.name, "claractl.dev/image": decl.image_ref}}
+        deployment = {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+            "spec": {"replicas": 1, "selector": {"matchLabels": {SERVICE_KEY_LABEL: labels[SERVICE_KEY_LABEL]}},
+                     "template": {"metadata": {"labels": labels}, "spec": {
+                         "containers": [container], "automountServiceAccountToken": False,
+                         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": self.settings.data_claim}}]}}},
+        }
+        service = {
+            "apiVersion": "v1", "kind": "Service", "metadata": meta,
+            "spec": {"selector": {SERVICE_KEY_LABEL: labels[SERVICE_KEY_LABEL]},
+                     "ports": [{"name": f"http-{i}", "port": port, "targetPort": port, "protocol": "TCP"}
+                               for i, (_n, port, _p) in enumerate(decl.http)]},
+        }
+        return [deployment, service] if decl.http else [deployment]
+
+    def start(self, decl: ServiceDecl, instance: str, data_dir: Path, service_data: Path,
+              log_path: Path) -> "KubernetesService":
+        objects = self.manifests(decl, instance, data_dir, service_data)
+        for conn, _path in decl.volumes:
+            (data_dir / conn).mkdir(parents=True, exist_ok=True)
+            (data_dir / conn).chmod(0o777)          # the service image runs as its own uid
+        try:
+            for obj in objects:
+                apply_object(self.rest, obj, force_conflicts=True)
+        except KubeError as exc:
+            raise ServiceError(str(exc)) from None
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} service {decl.name} started as "
+                      f"Deployment {objects[0]['metadata']['name']}\n")
+        return KubernetesService(self.rest, decl, objects)
+
+
+class KubernetesService:
+    def __init__(self, rest: Rest, decl: ServiceDecl, objects: list[dict[str, Any]]) -> None:
+        self.rest, self.decl, self.objects = rest, decl, objects
+        self.name = objects[0]["metadata"]["name"]
+        self.namespace = objects[0]["metadata"]["namespace"]
+
+    def _deployment(self) -> dict[str, Any] | None:
+        try:
+            return self.rest.get(DEPLOYMENT, self.namespace, self.name)
+        except KubeError:
+            return {}                      # a passing API error: not known to be gone
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            live = self._deployment()
+            if live is None:
+                raise ServiceError(f"Deployment {self.name} disappeared before it was ready")
+            if ((live or {}).get("status") or {}).get("availableReplicas", 0) >= 1:
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(f"Deployment {self.name} had no available replica after {timeout:g} s")
+            time.sleep(POLL)
+
+    def alive(self) -> bool:
+        return self._deployment() is not None
+
+    def stop(self) -> None:
+        for obj in reversed(self.objects):
+            try:
+                delete_object(self.rest, obj)
+            except KubeError:
+                pass                       # already going; the next sweep of a new platform finds nothing
+
+    def connections(self) -> list[Connection]:
+        host = f"{self.name}.{self.namespace}.svc"
+        conns = [Connection(name, "http", f"{host}:{port}{path}") for name, port, path in self.decl.http]
+        conns += [Connection(name, "volume", path, path) for name, path in self.decl.volumes]
+        return conns
+
+    def describe(self) -> dict[str, Any]:
+        return {"deployment": self.name, "namespace": self.namespace}
