@@ -195,3 +195,38 @@ def parse_selector(text: str):
         else:
             tests.append(lambda l, k=key: k in l)
     return lambda labels: all(t(labels or {}) for t in tests)
+
+
+# Fields a real API server refuses to change after creation (422), and its words for it.
+IMMUTABLE = {
+    "PersistentVolumeClaim": [("spec", "storageClassName"), ("spec", "accessModes"), ("spec", "volumeName"),
+                              ("spec", "volumeMode"), ("spec", "selector"), ("spec", "dataSource")],
+    "Job": [("spec", "template"), ("spec", "selector"), ("spec", "completionMode")],
+    "Deployment": [("spec", "selector")],
+    "StatefulSet": [("spec", "selector"), ("spec", "serviceName"), ("spec", "volumeClaimTemplates"),
+                    ("spec", "podManagementPolicy")],
+    "Service": [("spec", "clusterIP"), ("spec", "clusterIPs")],
+    "RoleBinding": [("roleRef",)],
+}
+
+
+def _at(obj: dict, path: tuple):
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            return None
+        obj = obj[key]
+    return obj
+
+
+def immutable_changes(res: Resource, old: dict, new: dict) -> list[tuple[str, str]]:
+    """(field, message) for each immutable field an update changes; a field the update leaves
+    unset keeps its old value (the server defaults it back)."""
+    errors = []
+    for path in IMMUTABLE.get(res.kind, []):
+        before, after = _at(old, path), _at(new, path)
+        if after is not None and before is not None and after != before:
+            field = ".".join(path)
+            message = ("spec is immutable after creation except resources.requests and volumeAttributesClassName "
+                       "for bound claims" if res.kind == "PersistentVolumeClaim" else "field is immutable")
+            errors.append(("spec" if res.kind == "PersistentVolumeClaim" else field, message))
+    return errors

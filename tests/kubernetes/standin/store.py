@@ -13,7 +13,7 @@ from typing import Any, Callable
 import jsonpatch
 
 from . import fields as F
-from .resources import Resource, apply_defaults, validate
+from .resources import immutable_changes, Resource, apply_defaults, validate
 
 
 class ApiError(Exception):
@@ -77,8 +77,8 @@ class Store:
             raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
         return obj
 
-    def _validate(self, res: Resource, obj: dict, operation: str) -> None:
-        errors = validate(res, obj)
+    def _validate(self, res: Resource, obj: dict, operation: str, old: dict | None = None) -> None:
+        errors = validate(res, obj) + (immutable_changes(res, old, obj) if old is not None else [])
         name = obj["metadata"].get("name", "")
         if errors:
             text = "; ".join(f"{f}: {m}" for f, m in errors)
@@ -230,7 +230,7 @@ class Store:
             obj["status"] = copy.deepcopy(old.get("status"))     # status only changes through /status
             if obj["status"] is None:
                 obj.pop("status")
-        self._validate(res, obj, "UPDATE")
+        self._validate(res, obj, "UPDATE", old)
         self._track_update(res, old, obj, manager)
         self._finish(res, obj, old)
         return self._store(res, ns, obj, dry_run)
@@ -239,7 +239,7 @@ class Store:
               dry_run: bool, force: bool, subresource: str = "") -> dict:
         with self.lock:
             if content_type == "application/apply-patch+yaml":
-                return self._apply(res, ns, name, body, manager, dry_run, force)
+                return self._apply(res, ns, name, body, manager, dry_run, force, subresource)
             old = self.objects.get(self._key(res, ns, name))
             if old is None:
                 raise not_found(res, name)
@@ -261,7 +261,7 @@ class Store:
             return self._write(res, ns, name, old, new, manager or "unknown", dry_run, subresource)
 
     def _apply(self, res: Resource, ns: str | None, name: str, config: Any, manager: str | None,
-               dry_run: bool, force: bool) -> dict:
+               dry_run: bool, force: bool, subresource: str = "") -> dict:
         if not manager:
             raise ApiError(400, "BadRequest", "PATCH, application/apply-patch+yaml requires fieldManager to be set")
         config = self._check_body(res, ns, copy.deepcopy(config), name)
@@ -271,6 +271,18 @@ class Store:
         applied = F.tracked(config)
         applied_paths = F.field_set(applied)
         old = self.objects.get(self._key(res, ns, name))
+        rv = config["metadata"].get("resourceVersion")
+        if old is not None and rv and rv != old["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.qualified} "{name}": '
+                           "the object has been modified; please apply your changes to the latest version and try again",
+                           {"name": name, "group": res.group, "kind": res.plural})
+        if subresource == "status":
+            if old is None:
+                raise not_found(res, name)
+            new = copy.deepcopy(old)
+            new["status"] = F.merge(copy.deepcopy(old.get("status") or {}), config.get("status") or {})
+            self._set_manager(new, res, manager, "Apply", F.field_set({"status": config.get("status") or {}}), "status")
+            return self._store(res, ns, new, dry_run)
         if old is None:
             self._require_namespace(res, ns)
             obj = copy.deepcopy(config)
@@ -294,7 +306,7 @@ class Store:
                     conflicts.append((entry["manager"], path))
         if conflicts and not force:
             conflicts.sort(key=lambda c: (c[0], F.path_text(c[1])))
-            causes = [{"type": "FieldManagerConflict", "message": f'conflict with "{m}" using {res.api_version}',
+            causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}"',
                        "field": F.path_text(p)} for m, p in conflicts]
             lines = "\n".join(f'- conflict with "{m}" using {res.api_version}: {F.path_text(p)}' for m, p in conflicts)
             raise ApiError(409, "Conflict", f"Apply failed with {len(conflicts)} conflict"
@@ -317,7 +329,7 @@ class Store:
             merged["status"] = copy.deepcopy(old.get("status"))
             if merged["status"] is None:
                 merged.pop("status")
-        self._validate(res, merged, "UPDATE")
+        self._validate(res, merged, "UPDATE", old)
         self._finish(res, merged, old)
         return self._store(res, ns, merged, dry_run)
 
