@@ -21,11 +21,12 @@ import httpx
 from claractl.plan import ActualObject, ActualState, ApplyResult, Change, PlanError, Resource, TargetError
 from claractl.plan import address as addr
 from claractl.plan.diff import field_diffs
-from claractl.plan.model import DELETE
+from claractl.plan.model import CREATE, DELETE, UPDATE
 from claractl.plan.secrets import plain
 from claractl.platform.bundled import is_bundled
 from claractl.platform.client import ApiError, PlatformClient
 from claractl.platform.config import PlatformConfig
+from claractl.platform.pdl_services import inference_mapped, operator_services
 from claractl.platform.reload import effect_of_keys
 from claractl.project.model import Project
 from claractl.targets.base import LockHeld, LockInfo, Target
@@ -220,13 +221,20 @@ class LocalTarget(PlatformObjects, Target):
                 platform_process.reload(self.state_dir, client, timeout=READY_TIMEOUT)
 
     def check(self) -> None:
-        """Operators run as local processes here; any image but a bundled one needs podman or docker."""
+        """Operators and PDL services run as local processes here; any image but a bundled one needs
+        podman or docker (Triton/TRTIS services are not started: they map to the inference service)."""
         problems = [
             f"{pipeline.file}: operator {op['name']!r} uses container image {op['container']['image']!r}, "
             "which the local target runs through podman or docker; neither is installed"
             for pipeline in self.project.pipelines
             for op in pipeline.definition.get("operators") or []
             if not is_bundled(op)
+        ] + [
+            f"{pipeline.file}: service {svc.name!r} of operator {op_name!r} uses container image {svc.image_ref!r}, "
+            "which the local target runs through podman or docker; neither is installed"
+            for pipeline in self.project.pipelines
+            for op_name, services in operator_services(pipeline.definition).items()
+            for svc in services if not svc.is_inference and not is_bundled({"container": {"image": svc.image}})
         ]
         if not problems:
             return
@@ -234,6 +242,17 @@ class LocalTarget(PlatformObjects, Target):
 
         if not LocalExecutor().container_runtime():
             raise PlanError("\n".join(problems))
+
+    def refine(self, change: Change) -> None:
+        """A pipeline whose TRTIS/Triton services map to the inference service says so."""
+        super().refine(change)
+        kind, name = addr.split(change.address)
+        if kind == "pipeline" and change.action in (CREATE, UPDATE) and not change.reason:
+            ref = next((p for p in self.project.pipelines if p.name == name), None)
+            mapped = inference_mapped(ref.definition) if ref else []
+            if mapped:
+                change.reason = "; ".join(f"service {s.name!r} ({s.image_ref}) is not started: its connections "
+                                          "point at the inference service" for s in mapped)
 
     def change_note(self, change: Change) -> str | None:
         """Which platform components an update of a service restarts (see POST /config/reload)."""

@@ -45,7 +45,7 @@ def change_lines(c: Change) -> list[Line]:
     head = c.address
     if c.action == REPLACE and c.reason:
         head += f" (must be replaced: {c.reason})"
-    elif c.action == UPDATE and c.reason:       # e.g. "restarts: dicom-adapter" (a target's note)
+    elif c.action in (UPDATE, CREATE) and c.reason:   # a target's note, e.g. "restarts: dicom-adapter"
         head += f" ({c.reason})"
     out = [Line(SYMBOL[c.action], STYLE[c.action], head)]
     if c.action == CREATE:
