@@ -119,10 +119,13 @@ def describe(job_id: str, api: Optional[str] = ApiOpt, state_dir: str = StateDir
     if output is Output.json:
         return _json({**job, "export_tasks": tasks})
     out = cli_console.console
-    out.print(f"[bold]{job['name']}[/bold]  {job['id']}")
-    out.print(f"pipeline {job['pipeline']}  priority {job['priority']}  state {_status(job)}  attempts {job['attempts']}")
+    out.print(f"[bold]{job['name']}[/bold]  {job['id']}  (Clara id {job['clara_id']})", soft_wrap=True)
+    out.print(f"pipeline {job['pipeline']}  priority {job['priority']}  state {_status(job)}  attempts {job['attempts']}"
+              f"  timeout {job['timeout']:g} s")
     out.print(f"created {_when(job['created_at'])}  started {_when(job['started_at'])}  "
               f"stopped {_when(job['stopped_at'])}  payload {job['payload_id']}")
+    if job.get("input_payloads"):
+        out.print(f"input from payload(s) {', '.join(job['input_payloads'])}")
     if job.get("message"):
         out.print(f"message: {job['message']}", highlight=False, markup=False)
     table = _table(title="operators", title_justify="left")
@@ -202,9 +205,13 @@ def _parse_vars(values: list[str]) -> dict[str, str]:
 def create(
     pipeline: str,
     input_path: Optional[Path] = typer.Option(None, "--input", "-i", metavar="PATH", help="File or directory uploaded as the job input."),
+    payloads: list[str] = typer.Option([], "--payload", metavar="ID",
+                                       help="A payload whose input/ the job takes, read-only (repeatable)."),
     name: Optional[str] = typer.Option(None, "--name"),
     priority: str = typer.Option("normal", "--priority", help="lower, normal, higher or immediate."),
     var: list[str] = typer.Option([], "--var", metavar="NAME=VALUE", help="NAME=VALUE for ${{ NAME }} in the pipeline (repeatable)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", min=0.001,
+                                            help="Seconds the job may run (default: the platform's job-timeout)."),
     no_start: bool = typer.Option(False, "--no-start", help="Create only; start later through the API."),
     wait: bool = typer.Option(False, "--wait", help="Wait until the job stops; exit 1 unless HEALTHY."),
     api: Optional[str] = ApiOpt, state_dir: str = StateDirOpt, output: Output = OutputOpt,
@@ -214,12 +221,12 @@ def create(
     if input_path is not None and not input_path.exists():
         raise typer.BadParameter(f"{input_path} does not exist", param_hint="--input")
     with _client(api, state_dir) as c:
-        payload = _call(c.create_payload)
+        # As Clara does it: the job comes with its own payload; its input is uploaded there.
+        job = _call(c.create_job, pipeline, name=name, priority=priority, timeout=timeout, input_payloads=payloads)
         if input_path is not None and input_path.is_dir():
-            _call(c.upload_input_dir, payload["id"], input_path)
+            _call(c.upload_input_dir, job["payload_id"], input_path)
         elif input_path is not None:
-            _call(c.upload_payload_file, payload["id"], f"input/{input_path.name}", input_path)
-        job = _call(c.create_job, pipeline, name=name, priority=priority, payload_id=payload["id"])
+            _call(c.upload_payload_file, job["payload_id"], f"input/{input_path.name}", input_path)
         if not no_start:
             job = _call(c.start_job, job["id"], variables)
         if wait:

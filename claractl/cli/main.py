@@ -29,6 +29,8 @@ COMMAND_MODULES = [
     "render",        # render (kubernetes manifests for GitOps)
     "platform",      # platform start|stop|status|logs|serve
     "jobs",          # jobs …, pipelines …
+    "payloads",      # payloads create|upload|list|download|delete
+    "models",        # models list|show|delete
     "dicom",         # dicom echo|send|status
     "version",       # version
 ]

@@ -201,8 +201,22 @@ class PlatformClient:
         self._send("DELETE", f"{API}/models/{_q(name)}")
 
     # -- payloads ------------------------------------------------------------------------------
-    def create_payload(self) -> dict:
-        return self._json("POST", f"{API}/payloads")
+    def create_payload(self, metadata: dict[str, str] | None = None) -> dict:
+        """A reusable payload (jobs take it as input; see create_job(input_payloads=…))."""
+        return self._json("POST", f"{API}/payloads", json={"metadata": metadata or {}})
+
+    def list_payloads(self, type: str | None = None, limit: int = 1000) -> list[dict]:
+        params = {"limit": limit, **({"type": type} if type else {})}
+        return self._json("GET", f"{API}/payloads", params=params)
+
+    def get_payload(self, payload_id: str) -> dict:
+        return self._json("GET", f"{API}/payloads/{_q(payload_id)}")
+
+    def delete_payload(self, payload_id: str) -> None:
+        self._send("DELETE", f"{API}/payloads/{_q(payload_id)}")
+
+    def remove_payload_file(self, payload_id: str, path: str) -> None:
+        self._send("DELETE", f"{API}/payloads/{_q(payload_id)}/files/{_path(path)}")
 
     def upload_payload_file(self, payload_id: str, path: str, source: str | os.PathLike[str] | bytes | BinaryIO,
                             timeout: float = 600.0) -> dict:
@@ -247,12 +261,17 @@ class PlatformClient:
 
     # -- jobs ----------------------------------------------------------------------------------
     def create_job(self, pipeline: str, name: str | None = None, priority: str = "normal",
-                   payload_id: str | None = None, metadata: dict | None = None, timeout: float | None = None) -> dict:
+                   payload_id: str | None = None, metadata: dict | None = None, timeout: float | None = None,
+                   input_payloads: list[str] | None = None) -> dict:
+        """A PENDING job with a payload of its own (`payload_id` in the answer); `payload_id` /
+        `input_payloads` are payloads whose input/ it takes (read-only)."""
         body: dict[str, Any] = {"pipeline": pipeline, "priority": priority, "metadata": metadata or {}}
         if name:
             body["name"] = name
         if payload_id:
             body["payload_id"] = payload_id
+        if input_payloads:
+            body["input_payloads"] = list(input_payloads)
         if timeout:
             body["timeout"] = timeout
         return self._json("POST", f"{API}/jobs", json=body)
