@@ -18,7 +18,7 @@ from sqlalchemy import or_, select
 
 from claractl.platform.store import Store
 from claractl.platform.store.models import ExportState, ExportTask, Job, utcnow
-from claractl.platform.render.volumes import VolumeFinder, classify_nifti, is_nifti
+from claractl.platform.render.volumes import VolumeFinder, classify_nifti, is_viewable
 
 AGENT = "renderserver"
 log = logging.getLogger("claractl.render.agent")
@@ -44,19 +44,19 @@ def index_task(store: Store, finder: VolumeFinder, task_id: str) -> str:
         if path is None:
             statuses[rel] = "rejected: outside the job payload"
         elif path.is_dir():
-            # A folder (e.g. the dicom-reader output): publish every NIfTI in it.
-            found = sorted(p for p in path.rglob("*") if is_nifti(p))
+            # A folder (e.g. the dicom-reader output): publish every NIfTI / MetaImage in it.
+            found = sorted(p for p in path.rglob("*") if is_viewable(p))
             for p in found:
                 entries.append({"path": p.relative_to(root.resolve()).as_posix(), "kind": classify_nifti(root.resolve(), p)})
             statuses[rel] = f"indexed {len(found)} volume file(s)" if found else "no NIfTI files in folder"
         elif not path.is_file():
             statuses[rel] = "missing"
             missing.append(rel)
-        elif is_nifti(path):
+        elif is_viewable(path):
             try:
                 kind = classify_nifti(root.resolve(), path)
-            except Exception as exc:  # nibabel raises several types for damaged files
-                statuses[rel] = f"unreadable NIfTI: {exc}"
+            except Exception as exc:  # nibabel / SimpleITK raise several types for damaged files
+                statuses[rel] = f"unreadable volume: {exc}"
                 continue
             entries.append({"path": path.relative_to(root.resolve()).as_posix(), "kind": kind})
             statuses[rel] = f"indexed as {kind}"

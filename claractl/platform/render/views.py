@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from claractl.platform.operations.ids import clara_id, lookup_id
 from claractl.platform.store.models import (
     PRIORITIES,
     AETitle,
@@ -68,6 +69,7 @@ def source_ae(metadata: dict[str, Any] | None) -> str | None:
 def job_summary(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
+        "clara_id": clara_id(job.id),          # the same id as the Clara API spells it
         "name": job.name,
         "pipeline": job.pipeline_name,
         "state": job.state,
@@ -181,7 +183,7 @@ def payload_files(root: Path) -> dict[str, Any]:
 
 def get_job(session: Session, job_id: str) -> Job | None:
     return session.scalars(
-        select(Job).where(Job.id == job_id).options(selectinload(Job.operators))
+        select(Job).where(Job.id == lookup_id(job_id)).options(selectinload(Job.operators))
     ).first()
 
 

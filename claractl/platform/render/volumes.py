@@ -4,6 +4,8 @@ Where volumes come from, first hit wins:
 1. the renderserver index (files a `renderserver` export task published, see agent.py);
 2. the payload's NIfTI files: volumes from `input/` and `operators/dicom-reader/`, label maps
    from `operators/ai-inference/` (same file name as the volume they belong to);
+   MetaImage files (.mha/.mhd, what Clara's reference pipelines publish) count too: converted to
+   NIfTI once, cached under `<state-dir>/render/cache/<job-id>/metaimage/` (metaimage.py);
 3. the job's DICOM input, converted per series to NIfTI on first request and cached under
    `<state-dir>/render/cache/<job-id>/`.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,8 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+
+from claractl.platform.render import metaimage
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 VOLUME_DIRS = ("input", "operators/dicom-reader")
@@ -57,12 +62,18 @@ def is_nifti(path: Path) -> bool:
     return path.is_file() and path.name.endswith(NIFTI_SUFFIXES)
 
 
+def is_viewable(path: Path) -> bool:
+    """A volume file the viewer can open: NIfTI, or MetaImage (converted on first request)."""
+    return is_nifti(path) or metaimage.is_metaimage(path)
+
+
 def _niftis_under(root: Path, rel_dirs: tuple[str, ...]) -> list[Path]:
+    """Viewable files (NIfTI and MetaImage) under the payload's `rel_dirs`."""
     found: list[Path] = []
     for rel in rel_dirs:
         base = root / rel
         if base.is_dir():
-            found.extend(sorted(p for p in base.rglob("*") if is_nifti(p)))
+            found.extend(sorted(p for p in base.rglob("*") if is_viewable(p)))
     return found
 
 
@@ -79,10 +90,16 @@ def classify_nifti(payload_root: Path, path: Path) -> str:
         return "volume"
     if re.search(r"(^|[/_.-])(seg|label|mask)", rel, re.I):
         return "label"
-    img = nib.load(str(path))
-    if not np.issubdtype(img.get_data_dtype(), np.integer):
+    if metaimage.is_metaimage(path):
+        data = metaimage.voxels(path)                     # z, y, x
+        data = data[::2, ::4, ::4]
+    else:
+        img = nib.load(str(path))
+        if not np.issubdtype(img.get_data_dtype(), np.integer):
+            return "volume"
+        data = np.asanyarray(img.dataobj)[::4, ::4, ::2]
+    if not np.issubdtype(data.dtype, np.integer):
         return "volume"
-    data = np.asanyarray(img.dataobj)[::4, ::4, ::2]
     return "label" if np.unique(data).size <= 32 and data.min() >= 0 else "volume"
 
 
@@ -178,25 +195,45 @@ class VolumeFinder:
             return []
 
     # -- discovery --------------------------------------------------------------------------
+    def as_nifti(self, job_id: str, root: Path, paths: list[Path]) -> list[Path]:
+        """NIfTI files as they are; MetaImage files converted (once) into the job's cache."""
+        out = []
+        for path in paths:
+            if metaimage.is_metaimage(path):
+                rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+                target = self.cache_dir / job_id / "metaimage" / rel.parent / (metaimage.stem(rel) + ".nii.gz")
+                with self._lock(job_id):
+                    source, path = path, metaimage.to_nifti(path, target)
+                    for sidecar in (metaimage.stem(source) + ".json", "labels.json"):   # segment names
+                        if (source.parent / sidecar).is_file():
+                            shutil.copyfile(source.parent / sidecar, target.parent / sidecar)
+            out.append(path)
+        return out
+
     def find(self, job_id: str, payload_id: str) -> list[ViewSeries]:
         root = self.payloads_dir / payload_id
-        series = self._from_index(job_id, root) or self._from_payload(root) or self._from_dicom(job_id, root)
+        series = (self._from_index(job_id, root) or self._from_payload(job_id, root)
+                  or self._from_dicom(job_id, root))
         for s in series:
             s.segments = self.segments(s.label) if s.label else []
         return series
 
     def _from_index(self, job_id: str, root: Path) -> list[ViewSeries]:
         entries = self.read_index(job_id)
-        volumes = [root / e["path"] for e in entries if e["kind"] == "volume" and is_nifti(root / e["path"])]
-        labels = [root / e["path"] for e in entries if e["kind"] == "label" and is_nifti(root / e["path"])]
+        volumes = [root / e["path"] for e in entries if e["kind"] == "volume" and is_viewable(root / e["path"])]
+        labels = [root / e["path"] for e in entries if e["kind"] == "label" and is_viewable(root / e["path"])]
         if not volumes:
             return []
         # A published volume may come without a published label map: use the payload's.
-        return pair_series(volumes, labels or _niftis_under(root, LABEL_DIRS), "renderserver")
+        return pair_series(self.as_nifti(job_id, root, volumes),
+                           self.as_nifti(job_id, root, labels or _niftis_under(root, LABEL_DIRS)), "renderserver")
 
-    def _from_payload(self, root: Path) -> list[ViewSeries]:
+    def _from_payload(self, job_id: str, root: Path) -> list[ViewSeries]:
         volumes = _niftis_under(root, VOLUME_DIRS)
-        return pair_series(volumes, _niftis_under(root, LABEL_DIRS), "payload") if volumes else []
+        if not volumes:
+            return []
+        return pair_series(self.as_nifti(job_id, root, volumes),
+                           self.as_nifti(job_id, root, _niftis_under(root, LABEL_DIRS)), "payload")
 
     def _from_dicom(self, job_id: str, root: Path) -> list[ViewSeries]:
         from claractl.platform.render import dicom_volume  # pydicom import only when needed
@@ -217,7 +254,7 @@ class VolumeFinder:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 done.write_text(json.dumps(names))
         volumes = [out_dir / n for n in names if (out_dir / n).is_file()]
-        return pair_series(volumes, _niftis_under(root, LABEL_DIRS), "dicom")
+        return pair_series(volumes, self.as_nifti(job_id, root, _niftis_under(root, LABEL_DIRS)), "dicom")
 
     def reduced(self, job_id: str, series: ViewSeries, kind: str, max_dim: int) -> Path:
         """The series' volume or label map with every axis at most `max_dim` voxels (for browsers

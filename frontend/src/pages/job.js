@@ -36,7 +36,8 @@ export async function jobPage(root, [jobId]) {
         h('h1', {}, job.name, ' ', badge(job.state), ' ', badge(job.status)),
         h('a', { class: 'button', href: `/ui/jobs/${job.id}/viewer`, id: 'open-viewer' }, 'Open viewer')),
       h('dl', { class: 'facts' },
-        fact('Job id', job.id), fact('Pipeline', job.pipeline), fact('Priority', job.priority),
+        fact('Job id', job.id), fact('Clara id', job.clara_id), fact('Pipeline', job.pipeline),
+        fact('Priority', job.priority),
         fact('Source AE', job.source_ae || '–'), fact('Created', time(job.created_at)),
         fact('Started', time(job.started_at)), fact('Stopped', time(job.stopped_at)),
         fact('Duration', duration(job.duration)), job.message ? fact('Message', job.message) : null))
