@@ -92,9 +92,10 @@ def check_paths(doc: Document, confined: Confinement, skip: set[str]) -> tuple[l
     candidates += [(path, value, "") for path, value in _strings(doc, _in_lists(doc, [("models", "path"),
                                                                                      ("pipelines", "file")]), skip)]
     database_path: KeyPath = ("services", "platform", "database")
+    state_dir_outside = confined.problem(state_dir) is not None      # said once, at the state dir
     for path, value in _strings(doc, [database_path], skip):
         file = _sqlite_file(value)
-        if file is not None:
+        if file is not None and not (state_dir_outside and not os.path.isabs(file)):
             candidates.append((path, os.path.join(state_dir, file), f"the database file {file} (in the state dir): "))
     for path, value, what in candidates:
         problem = confined.problem(value)

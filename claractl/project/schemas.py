@@ -134,6 +134,10 @@ def _message(error: ValidationError) -> str:
         low = schema.get("minimum", schema.get("exclusiveMinimum"))
         high = schema.get("maximum", schema.get("exclusiveMaximum"))
         if low is not None and high is not None:
+            if "exclusiveMinimum" in schema or "exclusiveMaximum" in schema:
+                above = f"more than {low}" if "exclusiveMinimum" in schema else f"at least {low}"
+                below = f"less than {high}" if "exclusiveMaximum" in schema else f"at most {high}"
+                return f"{_show(value)} is out of range; expected {above} and {below}"
             return f"{_show(value)} is out of range; expected {low} to {high}"
         if kind == "exclusiveMinimum":
             return f"{_show(value)} is too small; expected more than {low}"
