@@ -160,13 +160,20 @@ def test_paths_that_leave_the_project_are_errors_and_are_not_read(make_project, 
     relative = os.path.relpath(outside_dir, path.parent)
     text = proj("file: pipelines/p.yaml", f"file: {relative}/p.yaml").replace("path: models/m", f"path: {outside_dir}/m")
     path.write_text(text.replace("models:", "target: {local: {state-dir: /var/tmp/clara-state}}\n"
-                                            "services: {platform: {database: 'sqlite:///../../x.db'}}\nmodels:"))
+                                            "services: {platform: {database: 'sqlite:////var/tmp/x.db'}}\nmodels:"))
     found = problems(path)
     assert [f.split(": ", 2)[:2] for f in found] == [
         ["clara.yaml:4:29", "target.local.state-dir"], ["clara.yaml:5:33", "services.platform.database"],
         ["clara.yaml:8:11", "models[0].path"], ["clara.yaml:11:11", "pipelines[0].file"]]
     assert all("is outside the project folder" in f for f in found), found
     assert not any("p.yaml:" in f for f in found)          # the outside pipeline file was not parsed
+
+
+def test_a_sqlite_file_is_in_the_state_dir(make_project):
+    path = make_project(proj("models:", "services: {platform: {database: 'sqlite:///../../x.db'}}\nmodels:"))
+    assert problems(path) == ["clara.yaml:4:33: services.platform.database: the database file ../../x.db (in the state "
+                              "dir): .clara/../../x.db is outside the project folder; list the directory under "
+                              "`allow-paths` to allow it"]
 
 
 def test_a_symbolic_link_out_of_the_project_is_outside_too(make_project, outside_dir):
