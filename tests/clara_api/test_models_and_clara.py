@@ -103,24 +103,23 @@ def test_off_loopback_writes_need_the_token_as_call_metadata(tmp_path):
     running = start_platform(tmp_path / "state", host="0.0.0.0")
     try:
         result = running.run('''
-from nvidia_clara.grpc import pipelines_pb2_grpc, payloads_pb2_grpc
-import grpc
+from nvidia_clara.grpc import payloads_pb2_grpc
+import collections, grpc
+
+class Details(collections.namedtuple("Details", "method timeout metadata credentials wait_for_ready compression"),
+              grpc.ClientCallDetails):
+    pass
 
 class Token(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):
     """Adds the platform token to every call (NVIDIA's clients take a ready stub)."""
-    def _with_token(self, details):
-        return details._replace(metadata=list(details.metadata or []) + [("authorization", "Bearer {token}")])
+    def _with_token(self, d):
+        return Details(d.method, d.timeout, list(d.metadata or []) + [("authorization", "Bearer {token}")],
+                       d.credentials, d.wait_for_ready, d.compression)
     def intercept_unary_unary(self, continuation, details, request):
         return continuation(self._with_token(details), request)
     def intercept_stream_unary(self, continuation, details, request_iterator):
         return continuation(self._with_token(details), request_iterator)
 
-import collections
-class Details(collections.namedtuple("Details", "method timeout metadata credentials wait_for_ready compression"),
-              grpc.ClientCallDetails):
-    pass
-Token._with_token = lambda self, d: Details(d.method, d.timeout, list(d.metadata or []) + [("authorization", "Bearer {token}")],
-                                            d.credentials, d.wait_for_ready, d.compression)
 channel = grpc.intercept_channel(grpc.insecure_channel(f"{{ip}}:{{port}}"), Token())
 with_token = PayloadsClient(target=ip, port=port, stub=payloads_pb2_grpc.PayloadsStub(channel))
 denied = error(payloads.create_payload)
