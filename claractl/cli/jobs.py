@@ -191,12 +191,13 @@ def download(
     cli_console.console.print(f"{len(files)} file(s) in {root}")
 
 
-def _parse_vars(values: list[str]) -> dict[str, str]:
+def _parse_vars(values: list[str], option: str = "--var") -> dict[str, str]:
+    """NAME=VALUE options (--var, --meta) as a dict."""
     out = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--var")
+            raise typer.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint=option)
         out[key] = value
     return out
 

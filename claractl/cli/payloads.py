@@ -9,20 +9,12 @@ from typing import Optional
 import typer
 
 from claractl.cli import console as cli_console
-from claractl.cli.jobs import ApiOpt, Output, OutputOpt, StateDirOpt, _call, _client, _json, _table, _when
+from claractl.cli.jobs import (
+    ApiOpt, Output, OutputOpt, StateDirOpt, _call, _client, _json, _parse_vars, _table, _when,
+)
 
 payloads_app = typer.Typer(help="Payloads: folders of files jobs take as input (Clara's payloads).",
                            no_args_is_help=True)
-
-
-def _meta(values: list[str]) -> dict[str, str]:
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--meta")
-        out[key] = value
-    return out
 
 
 @payloads_app.command()
@@ -32,7 +24,7 @@ def create(
 ) -> None:
     """Create an empty reusable payload; prints its id."""
     with _client(api, state_dir) as c:
-        payload = _call(c.create_payload, _meta(meta))
+        payload = _call(c.create_payload, _parse_vars(meta, "--meta"))
     if output is Output.json:
         return _json(payload)
     typer.echo(payload["id"])

@@ -156,3 +156,14 @@ def ct_pipeline(tmp: Path, name: str = "ct-volume") -> Path:
           - path: /out
         """))
     return path
+
+
+COPY_PIPELINE = textwrap.dedent("""\
+    api-version: 0.4.0
+    name: copier
+    operators:
+    - name: copy
+      container: {image: claractl/copy, command: [python, -c, "import shutil,sys,os; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True); open(os.path.join(sys.argv[2], 'job.txt'), 'w').write(os.environ['NVIDIA_CLARA_JOB_ID'])", /input, /output]}
+      input: [{path: /input}]
+      output: [{path: /output}]
+    """)

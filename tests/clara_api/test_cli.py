@@ -9,19 +9,16 @@ import textwrap
 from typer.testing import CliRunner
 
 from claractl.cli.main import app
+from tests.clara_api.support import COPY_PIPELINE as COPY
 from tests.plan.projects import write_model
 
-COPY = textwrap.dedent("""\
+SLOW = textwrap.dedent("""\
     api-version: 0.4.0
-    name: copier
+    name: sleeper
     operators:
-    - name: copy
-      container: {image: claractl/copy, command: [python, -c, "import shutil,sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True)", /input, /output]}
-      input: [{path: /input}]
-      output: [{path: /output}]
+    - name: sleep
+      container: {image: claractl/sleep, command: [python, -c, "import time; time.sleep(30)"]}
     """)
-SLOW = COPY.replace("name: copier", "name: sleeper").replace(
-    '"import shutil,sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True)"', '"import time; time.sleep(30)"')
 
 
 def cli(clara, *args: str, code: int = 0) -> str:

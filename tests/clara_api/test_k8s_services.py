@@ -4,7 +4,6 @@ waits for the kubernetes target's cluster flow (docs/clara-api.md, "Open")."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -60,7 +59,11 @@ def test_operators_get_the_service_dns_name_and_the_volume_path(launcher, tmp_pa
         ("MODEL_SERVER_URI", "http", f"{name}.clara.svc:9000/v1", ""), ("CACHE_DIR", "volume", "/cache", "/cache")]
 
 
-def test_a_bundled_service_runs_in_the_claractl_image(launcher, tmp_path):
+def test_service_images_follow_the_operators_rules(launcher, tmp_path):
+    """As for operators: an image runs as the pipeline names it; no image: the platform's image."""
     bundled = declared({"name": "helper", "container": {"image": "claractl/helper", "command": ["python", "-m", "x"]}})
+    bare = declared({"name": "bare", "container": {"image": "", "command": ["python", "-m", "x"]}})
     (deployment,) = launcher.manifests(bundled, "helper-1", tmp_path / "h", tmp_path)   # no http: no Service
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "claractl/helper"
+    (deployment,) = launcher.manifests(bare, "bare-1", tmp_path / "b", tmp_path)
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "claractl/claractl:0.1"

@@ -4,17 +4,7 @@ payload that each keep their own outputs."""
 
 from __future__ import annotations
 
-import textwrap
-
-COPY = textwrap.dedent("""\
-    api-version: 0.4.0
-    name: copier
-    operators:
-    - name: copy
-      container: {image: claractl/copy, command: [python, -c, "import shutil,sys,os; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True); open(os.path.join(sys.argv[2], 'job.txt'), 'w').write(os.environ['NVIDIA_CLARA_JOB_ID'])", /input, /output]}
-      input: [{path: /input}]
-      output: [{path: /output}]
-    """)
+from tests.clara_api.support import COPY_PIPELINE as COPY
 
 
 def test_reusable_payload_files_and_metadata(clara, tmp_path):

@@ -4,7 +4,6 @@ raises them (the response header's message), never a stack trace."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from tests.clara_api.support import ct_pipeline
 

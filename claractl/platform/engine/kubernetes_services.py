@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from claractl.kube.apply import apply_object, delete_object
-from claractl.kube.client import KINDS, Rest, load_api_client
+from claractl.kube.client import KINDS, Rest
 from claractl.kube.errors import KubeError
 from claractl.platform.config import PlatformConfig
-from claractl.platform.engine.executor import BUNDLED_PREFIX
-from claractl.platform.engine.kubernetes_executor import KubernetesSettings
+from claractl.platform.engine.executor import ExecutorError
+from claractl.platform.engine.kubernetes_executor import KubernetesExecutor, KubernetesSettings
 from claractl.platform.engine.kubernetes_jobs import label_value, resources
 from claractl.platform.engine.services import CONTAINER_SERVICE_DATA, SERVICE_DATA_PATH, Connection, ServiceError, expand
 from claractl.platform.pdl_services import ServiceDecl
@@ -45,31 +45,21 @@ def object_name(instance: str) -> str:
 class KubernetesServiceLauncher:
     def __init__(self, settings: KubernetesSettings, rest: Rest | None = None) -> None:
         self.settings = settings
-        self._rest = rest
+        # The operators' executor: same API client, payload volume paths and image rules.
+        self.executor = KubernetesExecutor(settings, rest)
 
     @classmethod
     def from_config(cls, config: PlatformConfig) -> "KubernetesServiceLauncher":
         return cls(KubernetesSettings.from_env(config))
 
-    @property
-    def rest(self) -> Rest:
-        if self._rest is None:
-            try:
-                self._rest = Rest(load_api_client())
-            except KubeError as exc:
-                raise ServiceError(f"kubernetes: {exc}") from None
-        return self._rest
-
     def _sub_path(self, path: Path) -> str:
         try:
-            return path.resolve().relative_to(self.settings.data_root.resolve()).as_posix()
-        except ValueError:
-            raise ServiceError(f"{path} is not on the payload volume (mounted at {self.settings.data_root})") from None
+            return self.executor._sub_path(path)
+        except ExecutorError as exc:
+            raise ServiceError(str(exc)) from None
 
     def image(self, decl: ServiceDecl) -> str:
-        if not decl.image or decl.image.startswith(BUNDLED_PREFIX):
-            return self.settings.operator_image
-        return decl.image_ref
+        return self.executor.image({"container": {"image": decl.image, "tag": decl.tag}})
 
     def manifests(self, decl: ServiceDecl, instance: str, data_dir: Path, service_data: Path) -> list[dict[str, Any]]:
         name = object_name(instance)
@@ -117,15 +107,16 @@ class KubernetesServiceLauncher:
             (data_dir / conn).mkdir(parents=True, exist_ok=True)
             (data_dir / conn).chmod(0o777)          # the service image runs as its own uid
         try:
+            rest = self.executor.rest
             for obj in objects:
-                apply_object(self.rest, obj, force_conflicts=True)
-        except KubeError as exc:
+                apply_object(rest, obj, force_conflicts=True)
+        except (KubeError, ExecutorError) as exc:
             raise ServiceError(str(exc)) from None
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a") as log:
             log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} service {decl.name} started as "
                       f"Deployment {objects[0]['metadata']['name']}\n")
-        return KubernetesService(self.rest, decl, objects)
+        return KubernetesService(rest, decl, objects)
 
 
 class KubernetesService:

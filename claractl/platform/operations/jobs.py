@@ -146,14 +146,8 @@ def read_logs(c: Context, job_id: str, operator: str, tail: int | None = None) -
 
 
 def add_metadata(c: Context, job_id: str, new: dict[str, str]) -> dict[str, Any]:
-    with c.store.session() as s:
-        job = find(s, job_id)
-        job.metadata_ = md.added(job.metadata_, new, "job")
-        return dict(job.metadata_)
+    return md.change(c.store, lambda s: find(s, job_id), "job", add=new)
 
 
 def remove_metadata(c: Context, job_id: str, keys: list[str]) -> dict[str, Any]:
-    with c.store.session() as s:
-        job = find(s, job_id)
-        job.metadata_ = md.removed(job.metadata_, keys)
-        return dict(job.metadata_)
+    return md.change(c.store, lambda s: find(s, job_id), "job", remove=keys)

@@ -9,7 +9,7 @@ Values claractl itself records (a DICOM job's origin: lists, numbers) are shown 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from claractl.platform.operations.errors import Conflict, Invalid
@@ -59,3 +59,12 @@ def removed(existing: Mapping[str, Any] | None, keys: Iterable[str]) -> dict[str
     """`existing` without `keys` (case-insensitive); unknown keys are ignored."""
     drop = {k.lower() for k in keys}
     return {k: v for k, v in (existing or {}).items() if k.lower() not in drop}
+
+
+def change(store, find: Callable[[Any], Any], what: str, add: Mapping[str, str] | None = None,
+           remove: Iterable[str] | None = None) -> dict[str, Any]:
+    """Add or remove metadata on the row `find(session)` returns, in one transaction; the result."""
+    with store.session() as s:
+        row = find(s)
+        row.metadata_ = added(row.metadata_, add, what) if add is not None else removed(row.metadata_, remove or ())
+        return dict(row.metadata_)

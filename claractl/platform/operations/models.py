@@ -227,17 +227,11 @@ def zip_model(c: Context, name: str) -> bytes:
 
 
 def add_metadata(c: Context, clara: str, new: dict[str, str]) -> dict[str, Any]:
-    with c.store.session() as s:
-        m = find(s, clara=clara)
-        m.metadata_ = md.added(m.metadata_, new, "model")
-        return dict(m.metadata_)
+    return md.change(c.store, lambda s: find(s, clara=clara), "model", add=new)
 
 
 def remove_metadata(c: Context, clara: str, keys: list[str]) -> dict[str, Any]:
-    with c.store.session() as s:
-        m = find(s, clara=clara)
-        m.metadata_ = md.removed(m.metadata_, keys)
-        return dict(m.metadata_)
+    return md.change(c.store, lambda s: find(s, clara=clara), "model", remove=keys)
 
 
 # -- catalogs and instances (Clara): sets of models; an instance's models are loaded ---------------

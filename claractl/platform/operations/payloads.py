@@ -165,17 +165,11 @@ def _metadata_target(s: Session, payload_id: str) -> Payload:
 
 
 def add_metadata(c: Context, payload_id: str, new: dict[str, str]) -> dict[str, Any]:
-    with c.store.session() as s:
-        p = _metadata_target(s, payload_id)
-        p.metadata_ = md.added(p.metadata_, new, "payload")
-        return dict(p.metadata_)
+    return md.change(c.store, lambda s: _metadata_target(s, payload_id), "payload", add=new)
 
 
 def remove_metadata(c: Context, payload_id: str, keys: list[str]) -> dict[str, Any]:
-    with c.store.session() as s:
-        p = _metadata_target(s, payload_id)
-        p.metadata_ = md.removed(p.metadata_, keys)
-        return dict(p.metadata_)
+    return md.change(c.store, lambda s: _metadata_target(s, payload_id), "payload", remove=keys)
 
 
 def link_inputs(c: Context, s: Session, sources: list[str], dest: Path) -> list[str]:

@@ -149,17 +149,11 @@ def delete_pipeline(c: Context, name: str | None = None, pipeline_id: str | None
 
 
 def add_metadata(c: Context, pipeline_id: str, new: dict[str, str]) -> dict[str, Any]:
-    with c.store.session() as s:
-        p = find(s, pipeline_id=pipeline_id)
-        p.metadata_ = md.added(p.metadata_, new, "pipeline")
-        return dict(p.metadata_)
+    return md.change(c.store, lambda s: find(s, pipeline_id=pipeline_id), "pipeline", add=new)
 
 
 def remove_metadata(c: Context, pipeline_id: str, keys: list[str]) -> dict[str, Any]:
-    with c.store.session() as s:
-        p = find(s, pipeline_id=pipeline_id)
-        p.metadata_ = md.removed(p.metadata_, keys)
-        return dict(p.metadata_)
+    return md.change(c.store, lambda s: find(s, pipeline_id=pipeline_id), "pipeline", remove=keys)
 
 
 def dag(definition: dict[str, Any]) -> list[dict[str, Any]]:
