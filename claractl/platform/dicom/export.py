@@ -68,11 +68,13 @@ class DicomExportAgent:
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="dicom-export", daemon=True)
             self._thread.start()
+            self._unsubscribe = self.store.on_commit("exports", self.wake)   # see store/changes.py
 
     def stop(self) -> None:
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
+            self._unsubscribe()
             self._stop.set()
             self._wake.set()
             thread.join(timeout=300)

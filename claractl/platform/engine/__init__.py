@@ -50,7 +50,7 @@ class Engine:
         self.store = store
         self.hook = hook or InferenceHook(config)
         self.executor = executor or executor_for(config)
-        self.services = ServiceManager(config, launcher_for(config))     # PDL `services` of running jobs
+        self.services = ServiceManager(config, launcher_for(config, self.executor))   # PDL `services` of running jobs
         self.poll_interval = poll_interval
         self.sweep_interval = sweep_interval
         self.capacity = machine_capacity(config.engine.cpu, config.engine.memory, config.engine.gpu)
@@ -62,6 +62,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._last_sweep = 0.0
         self.recovered: dict[str, int] = {}
+        self._unsubscribe = lambda: None
 
     # -- component interface -------------------------------------------------------------------
     def start(self) -> None:
@@ -72,10 +73,12 @@ class Engine:
         if after_recovery is not None:
             self.recovered["leftover_jobs_deleted"] = len(after_recovery(self.store))
         self._stopping.clear()
+        self._unsubscribe = self.store.on_commit("jobs", self.wake)    # jobs started in this process: now
         self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 15.0) -> None:
+        self._unsubscribe()
         self._stopping.set()
         self._wake.set()
         if self._thread:

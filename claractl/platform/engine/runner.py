@@ -23,6 +23,7 @@ from claractl.platform.engine.inference_hook import InferenceHook, ModelLoadErro
 from claractl.platform.engine.placeholders import PlaceholderError, resolve
 from claractl.platform.engine.services import ServiceError, ServiceManager
 from claractl.platform.store import Store
+from claractl.platform.store import changes
 from claractl.platform.store.exports import create_export_task
 from claractl.platform.store.models import Job, JobState, JobStatus, OperatorRun, Pipeline, utcnow
 
@@ -82,6 +83,7 @@ class JobRunner:
             job.status = status
             job.message = message
             job.stopped_at = utcnow()
+            changes.mark(s, "exports")      # its export tasks may be sent now
             if status == JobStatus.HEALTHY and definition is not None and payload is not None:
                 self._create_exports(s, job, definition, payload)
 

@@ -11,7 +11,7 @@ Every state change is committed (durable) before the caller acknowledges it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from claractl.platform.store import exports, jobs, payloads
+from claractl.platform.store.changes import Listeners
 from claractl.platform.store.migrations import SCHEMA_VERSION, SchemaTooNewError, migrate
 from claractl.platform.store.models import Base
 
@@ -51,6 +52,14 @@ class Store:
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._listeners = Listeners()
+        event.listen(self._sessions, "after_commit", self._listeners.after_commit)
+        event.listen(self._sessions, "after_rollback", self._listeners.after_rollback)
+
+    def on_commit(self, topic: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run `callback` in this process after each commit that changed `topic` (see changes.py);
+        returns the function that unsubscribes."""
+        return self._listeners.add(topic, callback)
 
     def create_all(self) -> int:
         """Create or upgrade the schema; returns the version found (0 = new database)."""

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from claractl.platform.store import changes
 from claractl.platform.store.models import ExportState, ExportTask, utcnow
 
 CLAIM_LEASE = timedelta(minutes=10)
@@ -48,6 +49,7 @@ def create_export_task(
                       file_status={}, max_attempts=max_attempts)
     session.add(task)
     session.flush()
+    changes.mark(session, "exports")
     return task
 
 

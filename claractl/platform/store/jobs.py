@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from claractl.platform.store import changes
 from claractl.platform.store.models import PRIORITIES, Job, OperatorRun, Payload, Pipeline, utcnow
 
 
@@ -63,4 +64,6 @@ def create_job(
         job.queued_at = utcnow()
     session.add(job)
     session.flush()
+    if start:
+        changes.mark(session, "jobs")
     return job
