@@ -38,6 +38,7 @@ KINDS = {k.kind: k for k in [
     Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
     Kind("v1", "Pod", "pods"),
     Kind("v1", "Namespace", "namespaces", namespaced=False),
+    Kind("v1", "PersistentVolume", "persistentvolumes", namespaced=False),
     Kind("apps/v1", "Deployment", "deployments"),
     Kind("apps/v1", "StatefulSet", "statefulsets"),
     Kind("batch/v1", "Job", "jobs"),

@@ -8,9 +8,10 @@ from pathlib import Path
 import kubernetes.client as k8s
 import pytest
 
-from claractl.kube.client import Rest, load_api_client
+from claractl.kube.client import KINDS, Rest, load_api_client
+from claractl.kube.errors import KubeError
 from claractl.project.model import Project, Secret, Target
-from cluster import Cluster, find_cluster
+from cluster import TEST_LABEL, Cluster, find_cluster
 from standin import StandIn
 
 NAMESPACE = "clara"
@@ -45,6 +46,40 @@ def namespace(cluster):
     name = cluster.create_namespace()
     yield name
     cluster.delete_namespace(name)
+
+
+@pytest.fixture
+def payload_volume(cluster, namespace, tmp_path):
+    """PVC `clara-platform-data` in the test's namespace, bound to a folder of this machine
+    (hostPath PV): the test plays the platform and writes payloads that operator pods read and
+    write. Needs a node that shares this machine's filesystem (the test cluster; k3s; minikube
+    --driver=none), as a platform pod and its operators share one volume."""
+    import time
+    root = tmp_path / "data"
+    root.mkdir()
+    root.chmod(0o777)
+    rest = cluster.rest()
+    pv = f"{namespace}-data"
+    rest.call("POST", KINDS["PersistentVolume"].collection(None), f"create PersistentVolume {pv}", body={
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv, "labels": {TEST_LABEL: "true"}},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
+                 "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                 "hostPath": {"path": str(root), "type": "Directory"},
+                 "claimRef": {"namespace": namespace, "name": "clara-platform-data"}}})
+    rest.call("POST", KINDS["PersistentVolumeClaim"].collection(namespace), "create PVC clara-platform-data", body={
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "clara-platform-data"},
+        "spec": {"storageClassName": "", "volumeName": pv, "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}})
+    deadline = time.monotonic() + 30
+    while (rest.get(KINDS["PersistentVolumeClaim"], namespace, "clara-platform-data") or {}).get(
+            "status", {}).get("phase") != "Bound":
+        assert time.monotonic() < deadline, "the test PVC did not bind to its hostPath PV"
+        time.sleep(0.2)
+    yield root
+    try:
+        rest.call("DELETE", f"{KINDS['PersistentVolume'].collection(None)}/{pv}", f"delete PersistentVolume {pv}")
+    except KubeError:
+        pass
 
 
 @pytest.fixture

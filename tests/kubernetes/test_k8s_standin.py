@@ -218,7 +218,7 @@ def test_keyed_lists_merge_by_key_between_managers(ssa, ns):
 
 
 def test_dry_run_validates_but_stores_nothing(core, apps, ssa, ns):
-    before = core.list_namespaced_config_map(ns).metadata.resource_version
+    before = sorted(c.metadata.name for c in core.list_namespaced_config_map(ns).items)
     created = core.create_namespaced_config_map(ns, {"metadata": {"name": "dry"}}, dry_run="All")
     assert created.metadata.name == "dry"
     with pytest.raises(ApiException):
@@ -230,16 +230,25 @@ def test_dry_run_validates_but_stores_nothing(core, apps, ssa, ns):
     with pytest.raises(ApiException) as info:
         core.create_namespaced_config_map(ns, {"metadata": {"name": "BAD"}}, dry_run="All")
     assert info.value.status == 422
-    assert core.list_namespaced_config_map(ns).metadata.resource_version == before
+    assert sorted(c.metadata.name for c in core.list_namespaced_config_map(ns).items) == before
 
 
-def test_no_op_apply_keeps_resource_version(ssa, ns):
-    first = ssa(deployment(), "me")
-    again = ssa(deployment(), "me")
+def test_no_op_apply_keeps_resource_version(server, ssa, ns):
+    # A ConfigMap: on a real cluster no controller writes to it between the two applies.
+    from kubernetes.dynamic import DynamicClient
+    configmaps = DynamicClient(server[0]).resources.get(api_version="v1", kind="ConfigMap")
+
+    def apply(data):
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": data}
+        return configmaps.server_side_apply(body=body, namespace=ns, field_manager="me").to_dict()
+    first = apply({"a": "1"})
+    again = apply({"a": "1"})
     assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
-    changed = ssa(deployment(image="nginx:1.26"), "me")
+    changed = apply({"a": "2"})
     assert changed["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
-    assert changed["metadata"]["generation"] == 2
+    # and a Deployment's generation moves with its spec
+    ssa(deployment(), "me")
+    assert ssa(deployment(image="nginx:1.26"), "me")["metadata"]["generation"] == 2
 
 
 def test_status_changes_only_through_the_status_subresource(standin):
@@ -424,3 +433,12 @@ def test_immutable_fields_are_a_422(server, ns, change):
     with pytest.raises(ApiException) as info:
         apply(kind, api_version, body)
     assert info.value.status == 422 and status(info.value)["reason"] == "Invalid"
+
+
+def test_pod_log_refuses_a_text_plain_accept_header(server, ns, core):
+    core.create_namespaced_pod(ns, {"metadata": {"name": "op-1"}, "spec": {
+        "containers": [{"name": "op", "image": "localhost/claractl-test/busybox:1", "command": ["true"]}]}})
+    with pytest.raises(ApiException) as info:
+        server[0].call_api(f"/api/v1/namespaces/{ns}/pods/op-1/log", "GET", header_params={"Accept": "text/plain"},
+                           response_type="str", auth_settings=["BearerToken"], _preload_content=False)
+    assert info.value.status == 406

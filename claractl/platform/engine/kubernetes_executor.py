@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from claractl.platform.config import PlatformConfig
-from claractl.platform.engine.executor import BUNDLED_PREFIX, ExecutorError, OperatorSpec, operator_env
+from claractl.platform.engine.executor import ExecutorError, OperatorSpec, operator_env
 from claractl.platform.engine.kubernetes_jobs import (
     JOB, JOB_ID_LABEL, OPERATOR_LABEL, OPERATOR_LABELS, POD, job_name, label_value, resources,
 )
@@ -35,6 +35,7 @@ from claractl.platform.engine.kubernetes_leftovers import remove_leftover_jobs
 from claractl.platform.store import Store
 from claractl.kube.client import Rest, load_api_client
 from claractl.kube.errors import KubeError
+from claractl.kube.wait import pod_problems
 
 log = logging.getLogger("claractl.engine")
 PAYLOAD_MOUNT = "/payload"
@@ -48,6 +49,9 @@ class KubernetesSettings:
     operator_image: str
     data_root: Path
     service_account: str = ""        # operators get none by default (no API token in their pods)
+    pull_policy: str = "IfNotPresent"
+    platform_url: str = ""           # the platform API as pods reach it (its Service), for register-results
+    api_token_secret: str = ""       # the Secret (key "token") operators read the API token from
 
     @classmethod
     def from_env(cls, config: PlatformConfig) -> "KubernetesSettings":
@@ -59,7 +63,10 @@ class KubernetesSettings:
                    data_claim=os.environ["CLARA_K8S_DATA_CLAIM"],
                    operator_image=os.environ["CLARA_K8S_OPERATOR_IMAGE"],
                    data_root=Path(os.environ.get("CLARA_K8S_DATA_ROOT") or config.state_dir),
-                   service_account=os.environ.get("CLARA_K8S_OPERATOR_SERVICE_ACCOUNT", ""))
+                   service_account=os.environ.get("CLARA_K8S_OPERATOR_SERVICE_ACCOUNT", ""),
+                   pull_policy=os.environ.get("CLARA_K8S_OPERATOR_PULL_POLICY") or "IfNotPresent",
+                   platform_url=os.environ.get("CLARA_K8S_PLATFORM_URL", ""),
+                   api_token_secret=os.environ.get("CLARA_K8S_API_TOKEN_SECRET", ""))
 
 
 def _pod_namespace() -> str:
@@ -92,9 +99,11 @@ class KubernetesExecutor:
             raise ExecutorError(f"{path} is not on the payload volume (mounted at {self.settings.data_root})") from None
 
     def image(self, op: dict[str, Any]) -> str:
+        """The operator's own image as the pipeline names it (bundled `claractl/<name>` images too);
+        an operator with no image runs its command in the platform's image."""
         container = op.get("container") or {}
         image = container.get("image")
-        if not image or str(image).startswith(BUNDLED_PREFIX):
+        if not image:
             return self.settings.operator_image
         return str(image) + (f":{container['tag']}" if container.get("tag") else "")
 
@@ -103,17 +112,30 @@ class KubernetesExecutor:
         command = [str(c) for c in (op.get("container") or {}).get("command") or []]
         if not command and self.image(op) == self.settings.operator_image:
             raise ExecutorError(f"operator {op['name']!r}: no container.command; a bundled operator needs one")
-        env = operator_env(spec, {k: k for k in spec.io.inputs}, {k: k for k in spec.io.outputs})
+        # Where each PDL path is inside the pod's /payload mount (the same data as its own mount).
+        in_payload = {pdl: f"{PAYLOAD_MOUNT}/{host.relative_to(spec.payload).as_posix()}"
+                      for pdl, host in {**spec.io.inputs, **spec.io.outputs}.items()}
+        env = operator_env(spec, {k: in_payload[k] for k in spec.io.inputs}, {k: in_payload[k] for k in spec.io.outputs})
         env["NVIDIA_CLARA_PAYLOAD_PATH"] = PAYLOAD_MOUNT
+        if self.settings.platform_url:          # the platform's loopback address means nothing in a pod
+            env["CLARA_API_URL"] = self.settings.platform_url
+        token = env.pop("CLARA_API_TOKEN", None)
         mounts = [{"name": "payload", "mountPath": PAYLOAD_MOUNT, "subPath": self._sub_path(spec.payload)}]
         mounts += [{"name": "payload", "mountPath": pdl, "subPath": self._sub_path(host), "readOnly": True}
                    for pdl, host in spec.io.inputs.items()]
         mounts += [{"name": "payload", "mountPath": pdl, "subPath": self._sub_path(host)}
                    for pdl, host in spec.io.outputs.items()]
         labels = {**OPERATOR_LABELS, JOB_ID_LABEL: label_value(spec.job_id), OPERATOR_LABEL: label_value(op["name"])}
+        env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+        if self.settings.api_token_secret:      # never the token itself in the Job spec
+            env_list.append({"name": "CLARA_API_TOKEN", "valueFrom": {"secretKeyRef": {
+                "name": self.settings.api_token_secret, "key": "token"}}})
+        elif token:
+            raise ExecutorError("the platform has an API token but no Secret to give it to operators "
+                                "(CLARA_K8S_API_TOKEN_SECRET is not set; the platform chart sets it)")
         container: dict[str, Any] = {
-            "name": "operator", "image": self.image(op),
-            "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+            "name": "operator", "image": self.image(op), "imagePullPolicy": self.settings.pull_policy,
+            "env": env_list,
             "volumeMounts": mounts, "workingDir": PAYLOAD_MOUNT,
             "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
         }
@@ -171,16 +193,29 @@ class KubernetesExecutor:
         return KubernetesJob(self.rest, self.settings.namespace, manifest["metadata"]["name"], spec.log_path)
 
 
+# A pod waiting for one of these does not start by itself (a missing Secret, an image that is not
+# there): after STUCK_SECONDS the operator fails with that reason instead of waiting for the job timeout.
+STUCK_REASONS = ("CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff",
+                 "InvalidImageName", "ErrImageNeverPull")
+STUCK_SECONDS = 60.0
+PODS_EVERY = 5.0                   # seconds between looks at a running Job's pods
+
+
 class KubernetesJob:
     """A running operator Job; `poll()` gives its exit code once it has finished."""
 
     pid = 0                        # no local process: recovery has nothing to kill here
 
-    def __init__(self, rest: Rest, namespace: str, name: str, log_path: Path, poll_interval: float = POLL) -> None:
+    def __init__(self, rest: Rest, namespace: str, name: str, log_path: Path, poll_interval: float = POLL,
+                 stuck_seconds: float = STUCK_SECONDS) -> None:
         self.rest, self.namespace, self.name, self.log_path = rest, namespace, name, log_path
         self.poll_interval = poll_interval
+        self.stuck_seconds = stuck_seconds
         self._code: int | None = None
         self._lock = threading.Lock()
+        self._problem: str | None = None      # the pods' last problem, logged once when it changes
+        self._problem_since = 0.0
+        self._pods_checked = 0.0
 
     def poll(self) -> int | None:
         with self._lock:
@@ -199,7 +234,24 @@ class KubernetesJob:
             elif conditions.get("Failed", {}).get("status") == "True":
                 failed = conditions["Failed"]
                 self._finish(None, f"Job failed: {failed.get('reason', '')} {failed.get('message', '')}".strip())
+            elif time.monotonic() - self._pods_checked >= PODS_EVERY:
+                self._check_pods(job)
             return self._code
+
+    def _check_pods(self, job: dict[str, Any]) -> None:
+        """Log why the pod does not run (Pending: Insufficient cpu, a missing Secret, …); give up
+        on a pod that cannot start by itself."""
+        self._pods_checked = time.monotonic()
+        problems = pod_problems(self.rest, job)
+        problem = problems[0] if problems else None
+        if problem != self._problem:
+            self._problem, self._problem_since = problem, time.monotonic()
+            if problem:
+                self._append(f"--- Job {self.name}: {problem}\n")
+        if problem and any(r in problem for r in STUCK_REASONS) \
+                and time.monotonic() - self._problem_since >= self.stuck_seconds:
+            self._finish(1, f"the pod cannot start: {problem}")
+            self._delete(grace=0)
 
     def wait(self) -> int:
         while True:
@@ -213,6 +265,9 @@ class KubernetesJob:
         with self._lock:
             if self._code is None:
                 self._finish(137, "canceled: the Job was deleted")
+        self._delete(grace)
+
+    def _delete(self, grace: float) -> None:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background",
                 "gracePeriodSeconds": max(0, int(grace))}
         try:
@@ -240,7 +295,7 @@ class KubernetesJob:
     def _pod_log(self, pod: str) -> str:
         try:
             data, _s, _h = self.rest.api.call_api(
-                f"{POD.collection(self.namespace)}/{pod}/log", "GET", header_params={"Accept": "text/plain"},
+                f"{POD.collection(self.namespace)}/{pod}/log", "GET", header_params={"Accept": "*/*"},   # text/plain is a 406
                 response_type="str", auth_settings=["BearerToken"], _preload_content=False,
                 _request_timeout=self.rest.timeout)
             return data.data.decode("utf-8", "replace")

@@ -271,8 +271,11 @@ class ServiceManager:
                      "alive": i.handle.alive(), **i.handle.describe()} for k, i in self._instances.items()]
 
 
-def launcher_for(config: PlatformConfig) -> ServiceLauncher:
+def launcher_for(config: PlatformConfig, executor: object | None = None) -> ServiceLauncher:
     if config.engine.executor == "kubernetes":
         from claractl.platform.engine.kubernetes_services import KubernetesServiceLauncher
+        settings = getattr(executor, "settings", None)       # the Job executor's cluster settings, when given
+        if settings is not None:
+            return KubernetesServiceLauncher(settings, getattr(executor, "_rest", None))
         return KubernetesServiceLauncher.from_config(config)
     return LocalServiceLauncher()

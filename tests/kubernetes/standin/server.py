@@ -216,6 +216,12 @@ def _handler(api: StandIn):
             name = rest[1] if len(rest) > 1 else None
             subresource = rest[2] if len(rest) > 2 else ""
             if res.kind == "Pod" and subresource == "log" and method == "GET":
+                accept = self.headers.get("Accept") or "*/*"
+                if not any(t.strip().split(";")[0] in ("*/*", "application/json", "application/yaml",
+                                                       "application/vnd.kubernetes.protobuf")
+                           for t in accept.split(",")):
+                    raise ApiError(406, "NotAcceptable", "only the following media types are accepted: "
+                                   "application/json, application/yaml, application/vnd.kubernetes.protobuf")
                 api.store.get(res, ns, name)                      # 404 for a missing pod
                 return self._send(200, api.pod_logs.get((ns, name), "").encode(), "text/plain")
             if subresource and (subresource != "status" or not res.status_subresource):
