@@ -2,10 +2,11 @@
 
 `values_for(project)` returns {service name: chart values} for the services the project enables
 (the platform always; Triton only when enabled and no external `url` is given). Keys follow
-DESIGN §2 and schemas/project.schema.json (kebab-case). A few kubernetes-only keys are read when
-present — the project schema does not accept them yet (see docs/kubernetes.md):
-`services.dicom-adapter.service-type` / `node-port` / `service-port`, `services.triton.embedded`,
-`services.render.service-type`, `services.platform.image`, `services.platform.storage-size`.
+DESIGN §2 and schemas/project.schema.json (kebab-case); the kubernetes-only ones (images, pull
+policies, resources, service types) are in docs/kubernetes.md.
+
+Defaults fit a 2-CPU node: the platform requests 250m CPU, the embedded inference service 250m,
+so one operator Job of 1 CPU runs beside them. Triton with GPUs gets NVIDIA's image and 1 CPU.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import Any
 from claractl.project.model import Project, Secret
 from claractl.resources import CHARTS_DIR
 
+import claractl
+
 RELEASE = "clara"                      # release name: objects are named clara-<service>
+# What scripts/build-images.sh builds (a name without registry is docker.io's, as in any pod spec).
+PLATFORM_IMAGE = f"claractl/platform:{claractl.__version__}"
+PLATFORM_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
+EMBEDDED_TRITON_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "4Gi"}}
+TRITON_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}}
 SERVICES = ("platform", "dicom-adapter", "triton", "render")   # apply order
 DATABASE_SECRET = f"{RELEASE}-platform-database"
 TOKEN_SECRET = f"{RELEASE}-platform-api-token"
@@ -89,8 +97,10 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
     p["api"].update({"token": _secret_text(token)} if token and reveal_secrets else {"tokenSecret": TOKEN_SECRET})
     if platform.get("storage-size"):
         p["persistence"]["data"]["size"] = str(platform["storage-size"])
-    if platform.get("image"):
-        p["image"] = _image(platform["image"])
+    platform_image = _image(platform.get("image") or PLATFORM_IMAGE, platform.get("image-pull-policy"))
+    p["image"] = platform_image
+    p["operatorImagePullPolicy"] = platform.get("operator-image-pull-policy", "IfNotPresent")
+    p["resources"] = _resources(platform.get("resources"), PLATFORM_RESOURCES)
     http_port, grpc_port = int(triton.get("http-port", 8000)), int(triton.get("grpc-port", 8001))
     if "triton" in enabled:
         p["inference"] = {"url": f"http://{RELEASE}-triton:{http_port}", "grpcUrl": f"{RELEASE}-triton:{grpc_port}"}
@@ -111,17 +121,20 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
         out["dicom-adapter"] = {**common, "service": svc}
 
     if "triton" in enabled:
+        gpus = int(triton.get("gpus", 0))
+        embedded = bool(triton.get("embedded", gpus == 0))     # CPU only: the embedded service
         t: dict[str, Any] = {
             **common,
-            "embedded": bool(triton.get("embedded", False)),
-            "gpus": int(triton.get("gpus", 0)),
+            "embedded": embedded,
+            "gpus": gpus,
             "ports": {"http": http_port, "grpc": grpc_port},
             "modelRepository": {"storageClass": storage_class},
+            "embeddedImage": platform_image,
+            "resources": _resources(triton.get("resources"),
+                                    EMBEDDED_TRITON_RESOURCES if embedded else TRITON_RESOURCES),
         }
         if triton.get("image"):
-            t["image"] = _image(triton["image"])
-        if platform.get("image"):
-            t["embeddedImage"] = _image(platform["image"])
+            t["image"] = _image(triton["image"], triton.get("image-pull-policy"))
         out["triton"] = t
 
     if "render" in enabled:
@@ -147,9 +160,16 @@ def _database_values(database: Any, reveal_secrets: bool) -> dict[str, Any]:
     return {"type": "external", "url": str(database)}
 
 
-def _image(ref: str) -> dict[str, str]:
+def _image(ref: str, pull_policy: str | None = None) -> dict[str, str]:
     """Split "repo/name:tag" (a registry port is not a tag) into Helm image values."""
     name, sep, tag = ref.rpartition(":")
-    if not sep or "/" in tag:
-        return {"repository": ref, "tag": ""}
-    return {"repository": name, "tag": tag}
+    image = {"repository": ref, "tag": ""} if not sep or "/" in tag else {"repository": name, "tag": tag}
+    return {**image, "pullPolicy": pull_policy or "IfNotPresent"}
+
+
+def _resources(given: dict[str, Any] | None, defaults: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The project's requests/limits over the defaults, as Kubernetes quantity strings."""
+    out = {kind: dict(amounts) for kind, amounts in defaults.items()}
+    for kind, amounts in (given or {}).items():
+        out.setdefault(kind, {}).update({k: str(v) for k, v in amounts.items()})
+    return out
