@@ -57,6 +57,7 @@ class DicomSettings:
     reserve_mb: int = 0                  # … or has fewer free MB than this
     overwrite_duplicates: bool = True
     spool_segment_mb: int = 64           # receive spool segment size (docs/dicom.md "Durability")
+    network_timeout: float = 60.0        # s an association may stay silent before it is aborted
 
 
 @dataclass

@@ -82,7 +82,8 @@ class DicomAdapter:
             server = StoreSCP(self, self.settings.host, self.settings.port,
                               storage_sop_classes=[str(cx.abstract_syntax) for cx in AllStoragePresentationContexts],
                               transfer_syntaxes=STORAGE_TRANSFER_SYNTAXES,
-                              max_connections=self.settings.max_associations + 100)
+                              max_connections=self.settings.max_associations + 100,
+                              network_timeout=self.settings.network_timeout)
             try:
                 server.start()
             except OSError as exc:
