@@ -178,11 +178,6 @@ def _check_ports(doc: Document) -> list[Diagnostic]:
 
 # --- pipelines -------------------------------------------------------------------------------
 
-def _display(doc: Document, file: str) -> str:
-    """How a pipeline file is named in messages: next to the project file as it was given."""
-    return os.path.normpath(os.path.join(os.path.dirname(doc.source), file))
-
-
 def _load_pipelines(doc: Document, root: Path, outside: set[tuple]
                     ) -> tuple[dict[int, tuple[Path, str, Document]], list[Diagnostic]]:
     loaded: dict[int, tuple[Path, str, Document]] = {}
@@ -199,7 +194,7 @@ def _load_pipelines(doc: Document, root: Path, outside: set[tuple]
                                            f"pipeline file {file} not found" if not path.exists()
                                            else f"pipeline file {file} is not a file"))
             continue
-        source = _display(doc, file)
+        source = doc.beside(file)
         try:
             pdoc = parse_file(path, source)
         except ProjectError as exc:

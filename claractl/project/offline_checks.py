@@ -114,11 +114,6 @@ def _external_triton(doc: Document) -> bool:
                                        and not triton.get("embedded", False))
 
 
-def _display(doc: Document, path: str) -> str:
-    """A path from the project file as messages show it: next to the project file as it was given."""
-    return os.path.normpath(os.path.join(os.path.dirname(doc.source), path))
-
-
 def check_models(doc: Document, root: Path, outside: set[KeyPath]) -> list[Diagnostic]:
     """Each model `path` is a Triton model directory whose config.pbtxt parses and fits its files
     (claractl.project.modelconfig, the checks the platform runs on upload, without ONNX)."""
@@ -142,7 +137,7 @@ def check_models(doc: Document, root: Path, outside: set[KeyPath]) -> list[Diagn
             out.append(doc.diagnostic(key, f"model directory {path} has no {CONFIG_FILE}"))
         else:
             try:
-                found = check_model_dir(Path(_display(doc, path)), name=name if isinstance(name, str) else None,
+                found = check_model_dir(Path(doc.beside(path)), name=name if isinstance(name, str) else None,
                                         allow_unsupported_backend=external)
             except ProjectError as exc:
                 out += exc.diagnostics

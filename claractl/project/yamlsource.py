@@ -8,6 +8,7 @@ Every problem is raised as a `ProjectError` pointing at file:line:column.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,10 @@ class Document:
     def key_at(self, path: KeyPath) -> Location:
         """Position of the key that introduces `path` (falls back to the value)."""
         return self.keys.get(tuple(path)) or self.at(path)
+
+    def beside(self, path: str) -> str:
+        """A path written in this document as messages name it: next to the document as it was given."""
+        return os.path.normpath(os.path.join(os.path.dirname(self.source), path))
 
     def diagnostic(self, path: KeyPath, message: str, *, on_key: bool = False) -> Diagnostic:
         location = self.key_at(path) if on_key else self.at(path)
