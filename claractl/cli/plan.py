@@ -239,7 +239,7 @@ def register(app: typer.Typer) -> None:
           claractl -C my-project apply --auto-approve
           claractl apply release.plan            # a plan saved with `plan --out`
           claractl apply --lock-timeout 2m       # wait for another apply
-          claractl apply --no-wait               # kubernetes: no wait for rollout
+          claractl apply --no-wait               # do not wait for health
         """
         lock_wait = _duration(lock_timeout)
         wait_timeout = _duration(timeout, "--timeout") if timeout else None
