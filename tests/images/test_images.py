@@ -63,7 +63,10 @@ def archive_config(archive: Path) -> tuple[str, str, dict]:
             return json.load(tar.extractfile(f"blobs/sha256/{digest.split(':', 1)[1]}"))
         [entry] = json.load(tar.extractfile("index.json"))["manifests"]
         manifest = blob(entry["digest"])
-        return entry["annotations"]["org.opencontainers.image.ref.name"], entry["digest"], blob(manifest["config"]["digest"])
+        names = entry.get("annotations") or {}
+        # buildah/podman put the full name in ref.name; docker save puts only the tag there
+        ref = names.get("io.containerd.image.name") or names.get("org.opencontainers.image.ref.name", "")
+        return ref, entry["digest"], blob(manifest["config"]["digest"])
 
 
 def libraries_of(dockerfile: Path) -> list[str]:
