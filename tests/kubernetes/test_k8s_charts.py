@@ -183,7 +183,7 @@ def test_triton_runs_the_nvidia_image_with_explicit_model_control_and_gpu_limits
 
 def test_embedded_triton_runs_the_claractl_inference_service_on_the_same_ports():
     c = triton_container(edge_services()[6][1])["containers"][0]
-    assert c["image"].startswith("ghcr.io/claractl/claractl:")
+    assert c["image"] == "claractl/platform:0.1.0"          # what scripts/build-images.sh builds
     assert c["command"] == ["python", "-m", "claractl.platform.inference", "--repository", "/models",
                             "--http-port", "9000", "--grpc-port", "9001"]
     assert "nvidia.com/gpu" not in c["resources"].get("limits", {})

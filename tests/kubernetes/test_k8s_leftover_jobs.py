@@ -1,7 +1,7 @@
 """A platform that crashed while operators ran as Jobs: at the next start, after recovery, its
 leftover Jobs are deleted (background propagation) before the re-run creates Jobs of the same
-names; Jobs that are not this platform's are left alone. Jobs are made and read through the
-official kubernetes client against the API server stand-in."""
+names; Jobs that are not this platform's are left alone. On the real cluster: the leftovers are
+created suspended (no pods), except one that ran to completion before the "crash"."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import uuid
 
 import kubernetes.client as k8s
 import pytest
-from conftest import NAMESPACE, kubernetes_platform
+from cluster import BUSYBOX
+from conftest import kubernetes_platform
+from test_k8s_target import kubeconfig_with_token
+
+from claractl.kube.client import Rest, load_api_client
 
 from claractl.platform.engine import Engine
 from claractl.platform.engine.executor import OperatorSpec
@@ -35,11 +39,22 @@ PDL = {
 
 
 @pytest.fixture
-def crashed(standin, rest, api_client, tmp_path):
+def elsewhere(cluster):
+    name = cluster.create_namespace("ct-elsewhere")
+    yield name
+    cluster.delete_namespace(name)
+
+
+def suspended(manifest: dict) -> dict:
+    manifest["spec"]["suspend"] = True          # a leftover that never needs a pod here
+    return manifest
+
+
+@pytest.fixture
+def crashed(rest, api_client, namespace, elsewhere, tmp_path):
     """The store and cluster as a kill -9 leaves them, plus Jobs that are not this platform's."""
-    config, store, executor = kubernetes_platform(tmp_path, rest)
+    config, store, executor = kubernetes_platform(tmp_path, rest, namespace)
     batch = k8s.BatchV1Api(api_client)
-    standin.create_namespace("elsewhere")
 
     def job_row(s, pipeline, name, attempts, states):
         job = create_job(s, pipeline, new_payload(s, config.payloads_dir), name=name, start=True)
@@ -70,9 +85,17 @@ def crashed(standin, rest, api_client, tmp_path):
 
     ours = [operator_job("requeued", 0), operator_job("requeued", 1), operator_job("created", 1),
             operator_job("evicted", 0)]
+    # first of "requeued" finished before the crash: it really runs (busybox), the others stay suspended.
+    container = ours[0]["spec"]["template"]["spec"]["containers"][0]
+    container.update(image=BUSYBOX, command=["true"])
+    container.pop("volumeMounts")
+    ours[0]["spec"]["template"]["spec"].pop("volumes")
     for manifest in ours:
-        batch.create_namespaced_job(NAMESPACE, manifest)
-    standin.set_job_finished(NAMESPACE, ours[0]["metadata"]["name"])
+        batch.create_namespaced_job(namespace, manifest if manifest is ours[0] else suspended(manifest))
+    deadline = time.monotonic() + 60
+    while not (batch.read_namespaced_job(ours[0]["metadata"]["name"], namespace).status.succeeded or 0):
+        assert time.monotonic() < deadline, "the finished leftover did not complete"
+        time.sleep(0.3)
 
     other_id = str(uuid.uuid4())             # another platform in the same namespace
     another = operator_job("requeued", 1)
@@ -82,37 +105,36 @@ def crashed(standin, rest, api_client, tmp_path):
     same_labels_other_name["metadata"]["name"] = "my-debug-copy"
     hand_made = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "nightly-backup"},
                  "spec": {"template": {"spec": {"restartPolicy": "Never",
-                                                "containers": [{"name": "b", "image": "busybox"}]}}}}
+                                                "containers": [{"name": "b", "image": BUSYBOX}]}}}}
     other_namespace = operator_job("requeued", 1)
-    other_namespace["metadata"]["namespace"] = "elsewhere"
+    other_namespace["metadata"]["namespace"] = elsewhere
     for manifest in (another, same_labels_other_name, hand_made):
-        batch.create_namespaced_job(NAMESPACE, manifest)
-    batch.create_namespaced_job("elsewhere", other_namespace)
+        batch.create_namespaced_job(namespace, suspended(manifest))
+    batch.create_namespaced_job(elsewhere, suspended(other_namespace))
 
     engine = Engine(config, store, hook=InferenceHook(config), executor=executor, poll_interval=0.05)
     yield {"engine": engine, "store": store, "batch": batch, "ids": ids, "ours": [m["metadata"]["name"] for m in ours],
-           "kept": sorted([another["metadata"]["name"], "my-debug-copy", "nightly-backup"])}
+           "kept": sorted([another["metadata"]["name"], "my-debug-copy", "nightly-backup"]),
+           "namespace": namespace, "elsewhere": elsewhere}
     engine.stop(timeout=5)
     store.dispose()
 
 
-def names(batch: k8s.BatchV1Api, namespace: str = NAMESPACE) -> list[str]:
-    return sorted(j.metadata.name for j in batch.list_namespaced_job(namespace).items)
+def names(batch: k8s.BatchV1Api, namespace: str) -> list[str]:
+    return sorted(j.metadata.name for j in batch.list_namespaced_job(namespace).items
+                  if not j.metadata.deletion_timestamp)
 
 
-def test_start_deletes_the_crashed_platforms_jobs_and_nothing_else(crashed, standin, caplog):
-    batch, ours = crashed["batch"], crashed["ours"]
-    assert set(ours) <= set(names(batch))
+def test_start_deletes_the_crashed_platforms_jobs_and_nothing_else(crashed, caplog):
+    batch, ours, ns = crashed["batch"], crashed["ours"], crashed["namespace"]
+    assert set(ours) <= set(names(batch, ns))
     with caplog.at_level(logging.WARNING, logger="claractl.engine"):
         deleted = remove_leftover_jobs_after_recovery(crashed)
     assert sorted(deleted) == sorted(ours)
-    assert names(batch) == crashed["kept"]
-    assert names(batch, "elsewhere") == [ours[1]]             # same name and labels, other namespace
+    assert names(batch, ns) == crashed["kept"]
+    assert names(batch, crashed["elsewhere"]) == [ours[1]]      # same name and labels, other namespace
     for name in ours:
-        assert ("Job", name, {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}) \
-            in standin.delete_options
-        assert any(f"deleted leftover Job {NAMESPACE}/{name}" in r.getMessage() for r in caplog.records)
-    assert len(standin.delete_options) == len(ours)
+        assert any(f"deleted leftover Job {ns}/{name}" in r.getMessage() for r in caplog.records)
 
 
 def remove_leftover_jobs_after_recovery(crashed) -> list[str]:
@@ -124,43 +146,49 @@ def remove_leftover_jobs_after_recovery(crashed) -> list[str]:
     return engine.executor.after_recovery(engine.store)
 
 
-def test_the_rerun_creates_its_jobs_under_the_same_names_after_the_leftovers_are_gone(crashed, standin):
-    engine, batch, ids = crashed["engine"], crashed["batch"], crashed["ids"]
-    old_first = batch.read_namespaced_job(job_name(ids["requeued"], "first"), NAMESPACE)
-    assert old_first.status.conditions[0].type == "Complete"
+def test_the_rerun_creates_its_jobs_under_the_same_names_after_the_leftovers_are_gone(crashed):
+    engine, batch, ids, ns = crashed["engine"], crashed["batch"], crashed["ids"], crashed["namespace"]
+    old_first = batch.read_namespaced_job(job_name(ids["requeued"], "first"), ns)
+    assert any(c.type == "Complete" for c in old_first.status.conditions)
     engine.start()
     assert engine.recovered["leftover_jobs_deleted"] == 4
     deadline = time.monotonic() + 10
     rerun = None
     while time.monotonic() < deadline:
-        rerun = next((j for j in batch.list_namespaced_job(NAMESPACE).items
+        rerun = next((j for j in batch.list_namespaced_job(ns).items
                       if j.metadata.name == old_first.metadata.name), None)
         if rerun is not None:
             break
         time.sleep(0.05)
     assert rerun is not None, "the re-queued job's first operator runs again as a Job"
-    assert rerun.metadata.uid != old_first.metadata.uid and not (rerun.status and rerun.status.conditions)
+    assert rerun.metadata.uid != old_first.metadata.uid
+    assert not any(c.type == "Complete" for c in (rerun.status and rerun.status.conditions) or [])
     with engine.store.session() as s:
         assert s.get(Job, ids["evicted"]).status == JobStatus.EVICTED
         assert s.get(Job, ids["requeued"]).attempts == 2
-    assert job_name(ids["evicted"], "first") not in names(batch)
-    assert set(crashed["kept"]) <= set(names(batch))
+    assert job_name(ids["evicted"], "first") not in names(batch, ns)
+    assert set(crashed["kept"]) <= set(names(batch, ns))
 
 
-def test_a_job_whose_operator_is_running_is_not_touched(crashed, standin, rest):
+def test_a_job_whose_operator_is_running_is_not_touched(crashed, rest):
     """Without recovery (rows still RUNNING): the running operators' Jobs stay, the rest go."""
-    batch, ids = crashed["batch"], crashed["ids"]
-    deleted = remove_leftover_jobs(rest, NAMESPACE, crashed["store"])
+    batch, ids, ns = crashed["batch"], crashed["ids"], crashed["namespace"]
+    deleted = remove_leftover_jobs(rest, ns, crashed["store"])
     running = {job_name(ids["requeued"], "second"), job_name(ids["evicted"], "first")}
     assert sorted(deleted) == sorted(set(crashed["ours"]) - running)
-    assert names(batch) == sorted(running | set(crashed["kept"]))
+    assert names(batch, ns) == sorted(running | set(crashed["kept"]))
 
 
-def test_a_cluster_error_is_logged_and_the_start_goes_on(crashed, standin, caplog):
-    standin.forbid.add("list")
+def test_a_cluster_error_is_logged_and_the_start_goes_on(crashed, cluster, tmp_path, caplog):
+    """The platform's credentials may not list Jobs (a ServiceAccount with no Role): it starts anyway."""
+    ns = crashed["namespace"]
+    core = k8s.CoreV1Api(crashed["batch"].api_client)
+    core.create_namespaced_service_account(ns, {"metadata": {"name": "no-rights"}})
+    token = core.create_namespaced_service_account_token("no-rights", ns, {"spec": {"expirationSeconds": 600}}).status.token
+    executor = crashed["engine"].executor
+    executor._rest = Rest(load_api_client(kubeconfig=str(kubeconfig_with_token(cluster, tmp_path, token))))
     with caplog.at_level(logging.WARNING, logger="claractl.engine"):
-        assert crashed["engine"].executor.after_recovery(crashed["store"]) == []
-    standin.forbid.clear()
+        assert executor.after_recovery(crashed["store"]) == []
     assert any("could not list leftover operator Jobs" in r.getMessage() and "forbidden by RBAC" in r.getMessage()
                for r in caplog.records)
-    assert set(crashed["ours"]) <= set(names(crashed["batch"]))
+    assert set(crashed["ours"]) <= set(names(crashed["batch"], ns))

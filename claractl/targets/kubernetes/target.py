@@ -343,11 +343,11 @@ class KubernetesTarget(PlatformObjects, Target):
             return self.apply_platform_change(kind, name, change, desired)
         try:
             if change.action == DELETE:
-                self._delete(change, change.address)
+                self._delete_object(change, change.address)
                 return
             manifest = self.manifests()[change.address]
             if change.action == REPLACE:
-                self._delete(change, change.address)
+                self._delete_object(change, change.address)
             elif change.action == CREATE:
                 self._create_check(change, manifest)
             self._apply(change, manifest)
@@ -386,7 +386,7 @@ class KubernetesTarget(PlatformObjects, Target):
             apply_object(rest, _with_items(manifest, extras), force_conflicts=True)
         apply_object(rest, manifest, force_conflicts=self.force_conflicts)
 
-    def _delete(self, change: Change, address: str) -> None:
+    def _delete_object(self, change: Change, address: str) -> None:
         _service, kind_name, obj_name = address.split("/", 2)
         kind = KINDS.get(kind_name)
         if kind is None:
