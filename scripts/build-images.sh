@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds claractl's container images: the platform (Dockerfile) and every bundled operator
-# (operators/*/Dockerfile), with docker (when `docker info` works), podman or buildah, whichever
-# is found; as root on Debian with none of them, it installs buildah with apt-get.
+# (operators/*/Dockerfile), with docker (when `docker info` works), else buildah, else podman;
+# as root on Debian with none of them, it installs buildah with apt-get.
 #
 #   scripts/build-images.sh [--oci-dir DIR] [--only NAME]... [--base IMAGE|local] [--tag TAG]
 #                           [--repo REPO] [--tool docker|podman|buildah] [--force] [--list]
@@ -81,8 +81,8 @@ apt_install() {
 }
 if [ -z "$tool" ]; then
   if command -v docker >/dev/null && timeout 20 docker info >/dev/null 2>&1; then tool=docker
-  elif command -v podman >/dev/null; then tool=podman
   elif command -v buildah >/dev/null; then tool=buildah
+  elif command -v podman >/dev/null; then tool=podman
   else
     log "no docker (with a running daemon), podman or buildah found: installing Debian's buildah"
     apt_install buildah runc uidmap ||
