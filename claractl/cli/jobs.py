@@ -28,8 +28,9 @@ class Output(str, Enum):
     json = "json"
 
 
-ApiOpt = typer.Option(None, "--api", metavar="URL", help="Platform API URL (default: the local platform of --state-dir).",
-                      envvar="CLARA_API_URL")
+ApiOpt = typer.Option(None, "--api", metavar="URL", envvar="CLARA_API_URL",
+                      help="Platform API URL (default: the platform of the project here — clara.yaml, local or "
+                           "kubernetes — else the local platform of --state-dir).")
 StateDirOpt = typer.Option(DEFAULT_STATE_DIR, "--state-dir", metavar="DIR", help="Local platform state dir (for the default --api).")
 OutputOpt = typer.Option(Output.text, "-o", "--output", help="text or json.")
 
@@ -40,7 +41,26 @@ def _client(api: Optional[str], state_dir: str) -> PlatformClient:
     if api:
         import os
         return PlatformClient(api, token=os.environ.get("CLARA_API_TOKEN"))
+    if state_dir == DEFAULT_STATE_DIR and Path("clara.yaml").is_file():
+        return _project_client(Path("clara.yaml"))
     return PlatformClient.for_state_dir(state_dir)
+
+
+def _project_client(path: Path) -> PlatformClient:
+    """The platform of the project in this directory, wherever its target runs it."""
+    from claractl.plan import PlanError
+    from claractl.project import load_project
+    from claractl.project.model import ProjectError
+    from claractl.targets import project_platform_client
+
+    try:
+        return project_platform_client(load_project(path))
+    except ProjectError as exc:
+        for d in exc.diagnostics:
+            cli_console.err_console.print(f"[red]error:[/red] {d}", markup=True, highlight=False)
+    except PlanError as exc:
+        cli_console.err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    raise typer.Exit(1)
 
 
 def _call(fn, *args, **kw):

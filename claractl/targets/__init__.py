@@ -12,13 +12,21 @@ from claractl.plan import PlanError
 from claractl.project.model import Project
 from claractl.targets.base import LockHeld, LockInfo, Target, execute, locked, make_plan, verify_plan
 
-__all__ = ["LockHeld", "LockInfo", "Target", "execute", "get_target", "locked", "make_plan", "verify_plan"]
+__all__ = ["LockHeld", "LockInfo", "Target", "execute", "get_target", "locked", "make_plan",
+           "project_platform_client", "verify_plan"]
 
 # target type → "module:Class"; imported lazily so the local target never loads the kubernetes client.
 TARGETS = {
     "local": "claractl.targets.local:LocalTarget",
     "kubernetes": "claractl.targets.kubernetes:KubernetesTarget",
 }
+
+
+def project_platform_client(project: Project):
+    """A PlatformClient for the platform the project's target runs: locally its state dir's
+    platform, on Kubernetes the platform API through the API server's service proxy (with the
+    kubeconfig's credentials and the project's or the generated API token)."""
+    return get_target(project).client()
 
 
 def get_target(project: Project) -> Target:

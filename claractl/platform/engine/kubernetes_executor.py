@@ -29,7 +29,7 @@ from typing import Any
 from claractl.platform.config import PlatformConfig
 from claractl.platform.engine.executor import ExecutorError, OperatorSpec, operator_env
 from claractl.platform.engine.kubernetes_jobs import (
-    JOB, JOB_ID_LABEL, OPERATOR_LABEL, OPERATOR_LABELS, POD, job_name, label_value, resources,
+    JOB, JOB_ID_LABEL, OPERATOR_LABEL, OPERATOR_LABELS, POD, job_name, label_value, owner_references, resources,
 )
 from claractl.platform.engine.kubernetes_leftovers import remove_leftover_jobs
 from claractl.platform.store import Store
@@ -52,6 +52,7 @@ class KubernetesSettings:
     pull_policy: str = "IfNotPresent"
     platform_url: str = ""           # the platform API as pods reach it (its Service), for register-results
     api_token_secret: str = ""       # the Secret (key "token") operators read the API token from
+    owner: str = ""                  # the platform's Deployment: owner of the Jobs, so deleting it removes them
 
     @classmethod
     def from_env(cls, config: PlatformConfig) -> "KubernetesSettings":
@@ -66,7 +67,8 @@ class KubernetesSettings:
                    service_account=os.environ.get("CLARA_K8S_OPERATOR_SERVICE_ACCOUNT", ""),
                    pull_policy=os.environ.get("CLARA_K8S_OPERATOR_PULL_POLICY") or "IfNotPresent",
                    platform_url=os.environ.get("CLARA_K8S_PLATFORM_URL", ""),
-                   api_token_secret=os.environ.get("CLARA_K8S_API_TOKEN_SECRET", ""))
+                   api_token_secret=os.environ.get("CLARA_K8S_API_TOKEN_SECRET", ""),
+                   owner=os.environ.get("CLARA_K8S_OWNER_DEPLOYMENT", ""))
 
 
 def _pod_namespace() -> str:
@@ -78,6 +80,14 @@ class KubernetesExecutor:
     def __init__(self, settings: KubernetesSettings, rest: Rest | None = None) -> None:
         self.settings = settings
         self._rest = rest
+        self._owner_refs: list[dict[str, Any]] | None = None
+
+    def owner_references(self) -> list[dict[str, Any]]:
+        """ownerReferences to the platform's Deployment (looked up once): `claractl destroy` deletes
+        it in the foreground, and Kubernetes' garbage collector removes the operator Jobs with it."""
+        if self._owner_refs is None:
+            self._owner_refs = owner_references(self.rest, self.settings.namespace, self.settings.owner)
+        return self._owner_refs
 
     @classmethod
     def from_config(cls, config: PlatformConfig) -> "KubernetesExecutor":
@@ -156,6 +166,7 @@ class KubernetesExecutor:
         return {
             "apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": job_name(spec.job_id, op["name"]), "namespace": self.settings.namespace,
+                         **({"ownerReferences": self.owner_references()} if self.settings.owner else {}),
                          "labels": labels,
                          "annotations": {"claractl.dev/job-name": spec.job_name,
                                          "claractl.dev/pipeline": spec.pipeline_name}},

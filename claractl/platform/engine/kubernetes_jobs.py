@@ -7,7 +7,10 @@ import hashlib
 import re
 from typing import Any
 
-from claractl.kube.client import KINDS
+import logging
+
+from claractl.kube.client import KINDS, Rest
+from claractl.kube.errors import KubeError
 
 JOB, POD = KINDS["Job"], KINDS["Pod"]
 JOB_ID_LABEL = "claractl.dev/job-id"
@@ -39,3 +42,20 @@ def resources(requests: dict[str, Any] | None) -> dict[str, Any]:
     if req.get("gpu"):
         amounts["nvidia.com/gpu"] = str(int(req["gpu"]))
     return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def owner_references(rest: Rest, namespace: str, deployment: str) -> list[dict[str, Any]]:
+    """[ownerReference] to the platform's Deployment for what the platform creates; [] (logged)
+    when it cannot be read — the objects then outlive a destroy until their TTL."""
+    if not deployment:
+        return []
+    try:
+        live = rest.get(KINDS["Deployment"], namespace, deployment)
+    except KubeError as exc:
+        logging.getLogger("claractl.engine").warning("cannot read Deployment %s/%s to own operator Jobs: %s",
+                                                     namespace, deployment, exc)
+        return []
+    if live is None:
+        return []
+    return [{"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment,
+             "uid": live["metadata"]["uid"], "blockOwnerDeletion": True}]

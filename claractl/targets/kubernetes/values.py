@@ -75,7 +75,8 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
     out: dict[str, dict[str, Any]] = {}
     p: dict[str, Any] = {
         **common,
-        "api": {"port": int(platform.get("api-port", 8765)), "workers": int(platform.get("workers", 2))},
+        "api": {"port": int(platform.get("api-port", 8765)), "grpcPort": int(platform.get("grpc-port", 50051)),
+                "workers": int(platform.get("workers", 2))},
         "database": _database_values(platform.get("database", "sqlite"), reveal_secrets),
         "engine": {"jobTimeout": platform.get("job-timeout", 600),
                    "payloadRetention": platform.get("payload-retention", 86400)},
