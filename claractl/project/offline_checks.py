@@ -14,7 +14,7 @@ from typing import Any
 from claractl.project.hosts import endpoint_problem, host_problem
 from claractl.project.model import Diagnostic, ProjectError
 from claractl.project.modelconfig import CONFIG_FILE, check_model_dir
-from claractl.project.paths import Confinement
+from claractl.project.paths import Confinement, unusable
 from claractl.project.yamlsource import Document, KeyPath, path_to_str
 
 HOSTS: list[KeyPath] = [("services", "platform", "api-host"), ("services", "dicom-adapter", "host")]
@@ -67,8 +67,9 @@ def confinement(doc: Document, root: Path) -> tuple[Confinement, list[Diagnostic
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
         if not isinstance(entry, str) or not entry:
             continue
-        if not (root / entry).is_dir():
-            out.append(doc.diagnostic(("allow-paths", i), f"no directory {entry}"))
+        problem = unusable(entry)
+        if problem or not (root / entry).is_dir():
+            out.append(doc.diagnostic(("allow-paths", i), problem or f"no directory {entry}"))
         else:
             allowed.append(entry)
     return Confinement(root, allowed), out

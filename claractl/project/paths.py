@@ -13,6 +13,19 @@ import os
 from pathlib import Path
 
 
+NAME_MAX, PATH_MAX = 255, 4096          # bytes (Linux); longer names make every file call fail
+
+
+def unusable(text: str) -> str | None:
+    """Why `text` cannot name a file at all (the OS would refuse it), or None."""
+    if "\x00" in text:
+        return f"{text!r} is not a path: it contains a NUL character"
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) >= PATH_MAX or any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+        return f"{text[:40]!r}… is not a path: longer than the system allows ({NAME_MAX} bytes a name, {PATH_MAX} in all)"
+    return None
+
+
 class Confinement:
     """The directories paths of one project may lead into: its folder and its `allow-paths`."""
 
@@ -26,6 +39,9 @@ class Confinement:
 
     def problem(self, relative: str) -> str | None:
         """Why `relative` (as written in the file) leads outside, or None."""
+        problem = unusable(relative)
+        if problem:
+            return problem
         if self.contains(self.root / relative):
             return None
         target = (self.root / relative).resolve()

@@ -206,3 +206,15 @@ def test_every_problem_in_one_pass(make_project, outside_dir):
     # outside path, unknown pipeline, AE title, host, and the pipeline file's empty operators
     assert keys == ["models[0].path", "ae-titles[0].pipelines[0]", "sources[0].ae-title", "sources[0].host",
                     "operators"], keys
+
+
+def test_a_path_with_a_nul_character_is_an_error_not_a_crash(make_project):
+    path = make_project(proj("file: pipelines/p.yaml", 'file: "pipelines/p\\0.yaml"'))
+    assert problems(path) == ["clara.yaml:9:11: pipelines[0].file: 'pipelines/p\\x00.yaml' is not a path: "
+                              "it contains a NUL character"]
+
+
+def test_a_path_longer_than_the_system_allows_is_an_error_not_a_crash(make_project):
+    path = make_project(proj("path: models/m", "path: models/" + "m" * 300))
+    assert problems(path) == ["clara.yaml:6:11: models[0].path: 'models/mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm'… is not "
+                              "a path: longer than the system allows (255 bytes a name, 4096 in all)"]

@@ -78,7 +78,8 @@ destinations:
 SCALARS = ["", "null", "~", "[]", "{}", "-1", "0", "1e309", "99999999999999999999999", ".nan", "true", "no",
            "x", "'${env:NOPE}'", "'${{ a }}'", "&a", "*a", "*nope", "!!binary aGk=", "!!python/object:os.system",
            "|", ">-", "'\\u0000'", '"\\t"', "2024-01-01", "0x1F", "'..'", "../../etc/passwd", "/etc",
-           "é", "🙂", "{a: 1, a: 2}", "[1, [2, [3]]]", "<<: *a", "? complex\n: key", "'\\\\'"]
+           "é", "🙂", "{a: 1, a: 2}", "[1, [2, [3]]]", "<<: *a", "? complex\n: key", "'\\\\'",
+           '"a\\0b"', '"\\x85"', '"\\u2028"', '"\\e[31m"', '"\\uD800"']
 TEXT_FILES = ("clara.yaml", "pipelines/p.yaml", "models/m/config.pbtxt")
 
 _index = st.integers(min_value=0, max_value=10_000)
