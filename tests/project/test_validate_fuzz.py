@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -172,13 +173,18 @@ def hang_detector(seconds: float):
     def expired(signum, frame):
         raise Hang(f"validate did not finish within {seconds} s")
 
+    # pytest-timeout may have its own alarm running: it is put back, less the time spent here.
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_delay:
+            remaining = max(outer_delay - (time.monotonic() - started), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, remaining, outer_interval)
 
 
 def write_project(root: Path, files: dict[str, bytes]) -> None:
