@@ -276,6 +276,23 @@ def test_publishing_over_a_longer_file_leaves_exactly_the_record(spool, tmp_path
     writer.close()
 
 
+def test_a_copy_that_cannot_be_written_is_tried_again_until_it_can(spool, tmp_path):
+    """The disk full (here: the group directory not there yet): the copy waits and is made once
+    it can be, without a restart; the record's segment is not reused meanwhile."""
+    target = tmp_path / "group" / "x.dcm"
+    writer = spool.writer()
+    data = _bytes(9000, 9)
+    rec = _commit(writer, data, _meta(1))
+    results = []
+    writer.publish(rec, target, results.append)
+    time.sleep(1.5)                        # at least one failed try
+    assert results == [] and spool.copies_pending() == 1
+    target.parent.mkdir()
+    wait_for(lambda: results == [True], timeout=10)
+    assert target.read_bytes() == data
+    writer.close()
+
+
 def test_segments_of_format_version_1_are_still_recovered(tmp_path, monkeypatch):
     """Version 1 (zlib CRC-32) segments left by an older claractl are read after an upgrade."""
     import zlib

@@ -24,6 +24,7 @@ from claractl.platform.dicom.access import AccessControl
 from claractl.platform.dicom.scu import Peer, SendResult, is_dicom_file, send_files
 from claractl.platform.store import Store
 from claractl.platform.store.models import ExportState, ExportTask, Job, JobState
+from claractl.platform.store.retry import retry_transient
 
 log = logging.getLogger("claractl.dicom.export")
 AGENT_NAMES = ("clarascu", "dicom")
@@ -132,6 +133,10 @@ class DicomExportAgent:
             self._current = task_id
         try:
             self._process(task_id)
+        except Exception as exc:     # e.g. the store went away mid-task: claimable again, not lost
+            log.error("export task %s interrupted: %s", task_id, exc)
+            self._write(task_id, state=ExportState.PENDING, message=f"interrupted, tried again: {exc}",
+                        next_attempt_at=_now() + timedelta(seconds=self.backoff_base))
         finally:
             with self._lock:
                 self._current = None
@@ -224,13 +229,9 @@ class DicomExportAgent:
                          f"gave up after {attempts} attempts: {message}")
             return
         delay = min(self.backoff_max, self.backoff_base * (2 ** (attempts - 1)))
-        with self.store.session() as s:
-            task = s.get(ExportTask, task_id)
-            task.state = ExportState.PENDING
-            task.attempts = attempts
-            task.file_status = file_status
-            task.message = f"attempt {attempts} failed, next in {delay:.0f}s: {message}"
-            task.next_attempt_at = _now() + timedelta(seconds=delay)
+        self._write(task_id, state=ExportState.PENDING, attempts=attempts, file_status=file_status,
+                    message=f"attempt {attempts} failed, next in {delay:.0f}s: {message}",
+                    next_attempt_at=_now() + timedelta(seconds=delay))
         log.warning("export task %s: %s", task_id, message)
 
     def _wait_for_destination(self, task_id: str, attempts: int, created_at: datetime, file_status: dict,
@@ -246,25 +247,28 @@ class DicomExportAgent:
         delay = min(self.backoff_max, max(self.backoff_base, waited.total_seconds() / 2))
         with self._lock:
             self._stats["attempts_failed"] += 1
-        with self.store.session() as s:
-            task = s.get(ExportTask, task_id)
-            task.state = ExportState.PENDING
-            task.file_status = file_status
-            task.message = f"waiting for the destination, next try in {delay:.0f}s: {message}"
-            task.next_attempt_at = _now() + timedelta(seconds=delay)
+        self._write(task_id, state=ExportState.PENDING, file_status=file_status,
+                    message=f"waiting for the destination, next try in {delay:.0f}s: {message}",
+                    next_attempt_at=_now() + timedelta(seconds=delay))
         log.warning("export task %s: %s", task_id, message)
 
     def _finish(self, task_id: str, state: str, attempts: int, file_status: dict, message: str) -> None:
-        with self.store.session() as s:
-            task = s.get(ExportTask, task_id)
-            task.state = state
-            task.attempts = attempts
-            task.file_status = file_status
-            task.message = message
-            task.next_attempt_at = None
+        self._write(task_id, state=state, attempts=attempts, file_status=file_status, message=message,
+                    next_attempt_at=None)
         with self._lock:
             self._stats["tasks_succeeded" if state == ExportState.SUCCEEDED else "tasks_failed"] += 1
         (log.info if state == ExportState.SUCCEEDED else log.error)("export task %s %s: %s", task_id, state, message)
+
+
+    def _write(self, task_id: str, **fields: Any) -> None:
+        """The outcome of an attempt, written even if the store is away for a while (files the
+        destination acknowledged must not be sent again because their record was lost)."""
+        def write() -> None:
+            with self.store.session() as s:
+                task = s.get(ExportTask, task_id)
+                for key, value in fields.items():
+                    setattr(task, key, value)
+        retry_transient(write, stopping=self._stop, what=f"export task {task_id}")
 
 
 def _unreachable(result: SendResult) -> bool:

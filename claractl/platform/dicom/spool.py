@@ -82,6 +82,7 @@ SYNC_FILE_RANGE_WRITE = 2
 WRITEBACK_CHUNK = 256 * 1024     # start write-back of a record's data every this many bytes received
 PUBLISH_WHEN_IDLE = 0.1          # seconds without a new record before queued copies are made …
 PUBLISH_BACKLOG = 256 * 1024 * 1024   # … unless this many bytes wait: then at once, while receiving
+PUBLISH_RETRY = 1.0            # s between tries of a copy that failed (disk full)
 _copy_file_range = getattr(os, "copy_file_range", None)
 
 
@@ -365,13 +366,7 @@ class Spool:
                 return
             segment, offset, length, target, done = item
             self._wait_until_idle()
-            ok = True
-            try:
-                _copy(segment, offset, length, target)
-            except OSError as exc:
-                ok = False
-                log.error("DICOM spool: %s cannot be written (%s); the instance stays in the spool and is "
-                          "restored at the next start", target, exc)
+            ok = self._copy_until_written(segment, offset, length, target)
             with self._lock:
                 self._outstanding[segment] -= 1
                 self._backlog -= length
@@ -382,6 +377,29 @@ class Spool:
                 done(ok)
             finally:
                 self._publish_queue.task_done()
+
+    def _copy_until_written(self, segment: Path, offset: int, length: int, target: Path) -> bool:
+        """Copy a record into its group; while that fails (the disk full, say) try again every
+        second — the group stays open until then, and ingest resumes by itself once there is room.
+        Only when stopping does a failure stand: the record stays in the spool and the next start
+        restores the file."""
+        failures = 0
+        while True:
+            try:
+                _copy(segment, offset, length, target)
+            except OSError as exc:
+                failures += 1
+                if self._stopping:
+                    log.error("DICOM spool: %s cannot be written (%s); the instance stays in the spool and "
+                              "is restored at the next start", target, exc)
+                    return False
+                if failures == 1:
+                    log.error("DICOM spool: %s cannot be written (%s); trying again every second", target, exc)
+                time.sleep(PUBLISH_RETRY)
+                continue
+            if failures:
+                log.warning("DICOM spool: %s written after %d failed tries", target, failures)
+            return True
 
     # ------------------------------------------------------------------ checkpoint and recovery
     def checkpoint(self, root: Path) -> None:
