@@ -53,6 +53,8 @@ def _load(file: Optional[str], fallback: str = ""):
 
 def _run(body: Callable[[], int]) -> None:
     """Map known errors to a message and exit 1; never a traceback for bad input."""
+    from rich.markup import escape
+
     from claractl.plan import PlanError
     from claractl.project.model import ProjectError
 
@@ -60,10 +62,12 @@ def _run(body: Callable[[], int]) -> None:
         code = body()
     except ProjectError as exc:
         for d in exc.diagnostics:
-            cli_console.err_console.print(f"[red]Error:[/red] {d}", markup=True, highlight=False)
+            cli_console.err_console.print(f"[red]Error:[/red] {escape(str(d))}", markup=True, highlight=False)
         raise typer.Exit(1)
     except (PlanError, Failed, OSError) as exc:
-        cli_console.err_console.print(f"[red]Error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        # escape: messages quote things like `pip install 'claractl[helm]'`, not rich markup
+        cli_console.err_console.print(f"[red]Error:[/red] {escape(str(exc))}", markup=True, highlight=False,
+                                      soft_wrap=True)
         raise typer.Exit(1)
     raise typer.Exit(code)
 

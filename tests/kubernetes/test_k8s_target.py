@@ -5,6 +5,7 @@ reasons, the Lease lock, kubeconfig credentials, and errors as one line each."""
 from __future__ import annotations
 
 import threading
+import time
 
 import kubernetes.client as k8s
 import pytest
@@ -66,10 +67,18 @@ def test_apply_then_reread_shows_no_changes(rest, namespace, services):
                 if m.get("subresource") != "status"}
     # Controllers annotate what they manage (revision, PVC binding): only those share the objects.
     assert "claractl" in managers and managers - {"claractl"} <= {"kube-controller-manager"}
-    # A second apply changes nothing on the server.
-    versions = {k: o["metadata"]["resourceVersion"] for k, o in live.items()}
+    # A second apply changes nothing on the server: claractl's write stamps stay as they were
+    # (resourceVersions cannot tell: controllers keep writing the Deployments' status).
+    stamps = applied_stamps(rest, project)
+    time.sleep(1.1)                       # managedFields times have one-second resolution
     apply_all(rest, project)
-    assert {k: o["metadata"]["resourceVersion"] for k, o in live_index(rest, project).items()} == versions
+    assert applied_stamps(rest, project) == stamps
+
+
+def applied_stamps(rest, project):
+    return {k: (o["metadata"].get("generation"),
+                [m.get("time") for m in o["metadata"]["managedFields"] if m["manager"] == "claractl"])
+            for k, o in live_index(rest, project).items()}
 
 
 def test_quantities_compare_by_value(rest, namespace):

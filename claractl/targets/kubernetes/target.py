@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -90,38 +91,59 @@ def _managers(live: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             if m.get("manager") != FIELD_MANAGER and m.get("subresource") != "status"]
 
 
-def _owns(fields: dict[str, Any], parts: tuple) -> bool:
-    """Whether a FieldsV1 set holds the field at `parts` (keys, and (key, value) for keyed list items)."""
+def _owns(fields: dict[str, Any], parts: tuple, live: Any) -> bool:
+    """Whether a FieldsV1 set holds the field at `parts` of the live object (keys, and (key, value)
+    for keyed list items, whose FieldsV1 key `k:{…}` names the item by its merge key — e.g.
+    containerPort + protocol for a port we address by name). A leaf `{}` owns everything under it."""
     node: Any = fields
     for part in parts:
+        if node == {}:
+            return True                            # the whole value (e.g. a JSON string in a ConfigMap)
         if not isinstance(node, dict):
             return False
-        if isinstance(part, tuple):               # k:{"containerPort":8000,"protocol":"TCP"} holds containerPort=8000
+        if isinstance(part, tuple):
             key, value = part
+            item = next((i for i in live or [] if isinstance(i, dict) and i.get(key) == value), None)
+            if item is None:
+                return False
             match = next((v for k, v in node.items() if k.startswith("k:")
-                          and json.loads(k[2:]).get(key) == value), None)
+                          and all(item.get(mk) == mv for mk, mv in json.loads(k[2:]).items())), None)
             if match is None:
                 return False
-            node = match
+            node, live = match, item
         elif isinstance(part, str) and f"f:{part}" in node:
-            node = node[f"f:{part}"]
+            node, live = node[f"f:{part}"], (live or {}).get(part) if isinstance(live, dict) else None
         else:
             return False
     return bool(parts)
 
 
-def _with_items(manifest: dict[str, Any], extras: list[tuple[tuple, dict[str, Any]]]) -> dict[str, Any]:
-    """A copy of manifest with these list items added where they are live (to take them over)."""
-    out = json.loads(json.dumps(manifest))
-    for parts, item in extras:
-        node: Any = out
-        for part in parts[:-1]:
+def _claractl_fields(live: dict[str, Any]) -> dict[str, Any]:
+    return next((m.get("fieldsV1") or {} for m in (live.get("metadata") or {}).get("managedFields") or []
+                 if m.get("manager") == FIELD_MANAGER and m.get("operation") == "Apply"), {})
+
+
+def _removal_patch(live: dict[str, Any], extras: list[tuple[tuple, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A JSON patch removing these keyed-list items from live, each guarded by a `test` of its key
+    (the patch fails, changing nothing, if the object moved on meanwhile). Server-side apply cannot
+    remove a field another manager also owns; an update can."""
+    ops: list[tuple[str, tuple[str, Any]]] = []
+    for parts, _item in extras:
+        node: Any = live
+        pointer = ""
+        for part in parts:
             if isinstance(part, tuple):
-                node = next(i for i in node if i.get(part[0]) == part[1])
+                index = next(i for i, item in enumerate(node) if isinstance(item, dict) and item.get(part[0]) == part[1])
+                node, pointer = node[index], f"{pointer}/{index}"
             else:
-                node = node[part]
-        node.append(item)
-    return out
+                node, pointer = node[part], f"{pointer}/{part.replace('~', '~0').replace('/', '~1')}"
+        ops.append((pointer, parts[-1]))
+    patch: list[dict[str, Any]] = []
+    # Highest index first, so removing one item does not move the next one's index.
+    for pointer, (key, value) in sorted(ops, key=lambda o: [int(p) if p.isdigit() else p for p in o[0].split("/")],
+                                        reverse=True):
+        patch += [{"op": "test", "path": f"{pointer}/{key}", "value": value}, {"op": "remove", "path": pointer}]
+    return patch
 
 
 def _path_text(parts: tuple) -> str:
@@ -164,6 +186,8 @@ class KubernetesTarget(PlatformObjects, Target):
         self._renewer: threading.Thread | None = None
         self._release = threading.Event()
         self._init_lock = threading.RLock()   # apply threads share one client
+        self._platform_lock = threading.Lock()
+        self._platform_answered = False
 
     @property
     def timeout(self) -> float:
@@ -241,8 +265,6 @@ class KubernetesTarget(PlatformObjects, Target):
                 labels = obj["metadata"].get("labels") or {}
                 address = f"service.{labels.get(SERVICE_LABEL) or 'unknown'}/{obj['kind']}/{obj['metadata']['name']}"
                 self._live[address] = obj
-                if self._terminating(state, address, obj):
-                    continue
                 present.add(address)
                 state.add(ActualObject(address, self._live_fields(address, obj), labels.get(PROJECT_LABEL),
                                        unready=self._unready(obj)))
@@ -252,7 +274,7 @@ class KubernetesTarget(PlatformObjects, Target):
                 if address in present or address in self._live:
                     continue
                 other = rest.get(KINDS[manifest["kind"]], self.namespace, manifest["metadata"]["name"])
-                if other is not None and not self._terminating(state, address, other):
+                if other is not None:
                     owner = ((other.get("metadata") or {}).get("labels") or {}).get(PROJECT_LABEL) or ""
                     state.add(ActualObject(address, self._live_fields(address, other), owner))
         except KubeError as exc:
@@ -260,16 +282,12 @@ class KubernetesTarget(PlatformObjects, Target):
         self._read_platform(state, present)
         return state
 
-    def _terminating(self, state: ActualState, address: str, obj: dict[str, Any]) -> bool:
-        """An object being deleted counts as absent; the plan says why it is re-created."""
-        meta = obj.get("metadata") or {}
-        if not meta.get("deletionTimestamp"):
-            return False
-        held = f" (held by finalizer {', '.join(meta['finalizers'])})" if meta.get("finalizers") else ""
-        state.notes.append(f"{address} is being deleted{held}; apply waits until it is gone before creating it again")
-        return True
-
     def _unready(self, live: dict[str, Any]) -> str | None:
+        """Why an object whose fields may match is not done: being deleted, or a workload not ready."""
+        meta = live.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            held = f", held by finalizer {', '.join(meta['finalizers'])}" if meta.get("finalizers") else ""
+            return f"being deleted{held}; apply waits until it is gone, then creates it again"
         if live.get("kind") not in rules.WAITED_KINDS:
             return None
         try:
@@ -327,7 +345,7 @@ class KubernetesTarget(PlatformObjects, Target):
         found: dict[str, list[str]] = {}
         for diff in change.diffs:
             for manager, fields in _managers(live):
-                if _owns(fields, diff.parts):
+                if _owns(fields, diff.parts, live):
                     verb = "added" if diff.kind == "remove" else "changed"
                     found.setdefault(f"{verb} by {manager!r}", []).append(diff.path)
         if not found:
@@ -340,6 +358,7 @@ class KubernetesTarget(PlatformObjects, Target):
         if change.action != DELETE and desired is None:
             raise TargetError(f"{change.address}: not in the project any more")
         if kind != "service":
+            self._wait_for_platform_api(change)
             return self.apply_platform_change(kind, name, change, desired)
         try:
             if change.action == DELETE:
@@ -348,7 +367,7 @@ class KubernetesTarget(PlatformObjects, Target):
             manifest = self.manifests()[change.address]
             if change.action == REPLACE:
                 self._delete_object(change, change.address)
-            elif change.action == CREATE:
+            else:
                 self._create_check(change, manifest)
             self._apply(change, manifest)
             if self.wait and manifest["kind"] in rules.WAITED_KINDS:
@@ -357,11 +376,38 @@ class KubernetesTarget(PlatformObjects, Target):
         except KubeError as exc:
             raise TargetError(str(exc)) from None
 
+    def _wait_for_platform_api(self, change: Change) -> None:
+        """Platform-level changes need the platform: wait (once per apply, up to the timeout) until
+        its API answers through the service proxy — also after `--no-wait`, and in the moment a
+        ready Deployment's Service endpoints are still being programmed."""
+        with self._platform_lock:
+            if self._platform_answered:
+                return
+            deadline = time.monotonic() + self.timeout
+            said = None
+            while True:
+                try:
+                    self.client().health_live()
+                    self._platform_answered = True
+                    return
+                except ApiError as exc:
+                    why = exc.detail
+                if why != said:
+                    self.report(change, f"waiting for the platform API: {why}")
+                    said = why
+                if time.monotonic() >= deadline:
+                    raise TargetError(f"the platform API did not answer through the service proxy within "
+                                      f"{self.timeout:g}s: {why}")
+                time.sleep(1.0)
+
     def _create_check(self, change: Change, manifest: dict[str, Any]) -> None:
-        """Before a create: wait out a same-named object still being deleted; refuse one owned by others."""
+        """Before a create or update: wait out a same-named object still being deleted (it would
+        vanish under us); refuse to create over one owned by others."""
         live = self.rest().get(KINDS[manifest["kind"]], self.namespace, manifest["metadata"]["name"])
         if live is not None and live["metadata"].get("deletionTimestamp"):
             wait_gone(self.rest(), manifest, self.timeout, progress=lambda text: self.report(change, text))
+            return
+        if change.action != CREATE:
             return
         owner = existing_owner(self.rest(), manifest)
         if owner is not None and owner != self.project.name:
@@ -370,20 +416,26 @@ class KubernetesTarget(PlatformObjects, Target):
                               "claractl never takes over objects it does not manage")
 
     def _apply(self, change: Change, manifest: dict[str, Any]) -> None:
-        """Server-side apply. List items another manager added (kubectl set env …) are taken over
-        and removed with --force-conflicts (two applies: own them, then leave them out); without
-        it they are a conflict, reported before anything is written."""
+        """Server-side apply. List items another manager added (kubectl set env …) are a conflict,
+        reported before anything is written; with --force-conflicts they are removed (a guarded
+        JSON patch), then the manifest is applied, taking over changed fields."""
         rest = self.rest()
-        live = rest.get(KINDS[manifest["kind"]], self.namespace, manifest["metadata"]["name"])
-        extras = extra_items(live, normalize_for_diff(manifest)) if live else []
+        kind = KINDS[manifest["kind"]]
+        live = rest.get(kind, self.namespace, manifest["metadata"]["name"])
+        ours = _claractl_fields(live) if live else {}
+        extras = [(parts, item) for parts, item in (extra_items(live, normalize_for_diff(manifest)) if live else [])
+                  if not _owns(ours, parts, live)]    # items claractl applied before leave by themselves
         if extras and not self.force_conflicts:
-            owners = {m for m, fields in _managers(live) for parts, _ in extras if _owns(fields, parts)}
+            owners = {m for m, fields in _managers(live) for parts, _ in extras if _owns(fields, parts, live)}
             paths = ", ".join(_path_text(parts) for parts, _ in extras)
             raise TargetError(f"{manifest['kind']}/{manifest['metadata']['name']}: conflict: {paths} "
                               f"added by {', '.join(map(repr, sorted(owners))) or 'another field manager'}; "
                               "rerun with --force-conflicts to take them over and remove them")
         if extras:
-            apply_object(rest, _with_items(manifest, extras), force_conflicts=True)
+            name = manifest["metadata"]["name"]
+            rest.call("PATCH", f"{kind.collection(self.namespace)}/{name}", f"remove fields from {kind.kind}/{name}",
+                      query=[("fieldManager", FIELD_MANAGER)], body=_removal_patch(live, extras),
+                      content_type="application/json-patch+json")
         apply_object(rest, manifest, force_conflicts=self.force_conflicts)
 
     def _delete_object(self, change: Change, address: str) -> None:
