@@ -23,7 +23,9 @@ def _commands(command: Any) -> Iterator[Any]:
 
 
 def _choices(param: Any) -> str | None:
-    choices = param.type_descriptor.choices
+    # typer >= 0.26 describes types itself; before, the parameter had a click type (click.Choice).
+    described = getattr(param, "type_descriptor", None)
+    choices = described.choices if described is not None else getattr(param.type, "choices", None)
     return "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]" if choices else None
 
 
