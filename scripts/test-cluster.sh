@@ -22,9 +22,15 @@ if [ -n "${CLARA_TEST_KUBECONFIG:-}" ]; then
 fi
 [ -x "$KUBE/up.sh" ] || { say "no $KUBE/up.sh and no CLARA_TEST_KUBECONFIG: the kubernetes tests will say they did not run"; exit 0; }
 
+state=${CLARA_KUBE_DIR:-${TMPDIR:-/tmp}/claractl-kube}
+already_up=0
+[ -f "$state/kubeconfig" ] && [ -x "$state/bin/kubectl" ] && \
+  "$state/bin/kubectl" --kubeconfig "$state/kubeconfig" --request-timeout=3s get --raw /readyz >/dev/null 2>&1 && already_up=1
 kube_env=$("$KUBE/up.sh") || { say "$KUBE/up.sh failed"; exit 1; }
 eval "$kube_env"                                   # KUBECONFIG of the shared cluster
-state=${CLARA_KUBE_DIR:-${TMPDIR:-/tmp}/claractl-kube}
+if [ "$already_up" = 0 ]; then                     # the caller stops what it started
+  echo "export CLARA_TEST_CLUSTER_STARTED=1 CLARA_TEST_CLUSTER_DOWN=$KUBE/down.sh"
+fi
 
 # busybox for test Jobs and pods (Debian's static build, one layer).
 busybox=$IMAGE_DIR/test-busybox.oci.tar
