@@ -54,3 +54,32 @@ def test_failed_model_load_at_start_exits_with_the_reason(repository):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "broken/config.pbtxt:6:20: input[0].data_type" in err and "Traceback" not in err
+
+
+def test_a_model_load_retries_while_the_service_does_not_accept_connections_yet(repository, tmp_path):
+    """A Triton behind a Service that just became ready may refuse connections for a moment (its
+    endpoints are still being programmed): the platform's first model load retries instead of
+    failing the apply with `Connection refused`."""
+    import threading
+
+    from claractl.platform.config import PlatformConfig
+    from claractl.platform.engine.inference_hook import InferenceHook
+
+    http_port, grpc_port = free_port(), free_port()
+    config = PlatformConfig(state_dir=str(tmp_path))
+    config.inference.url = f"http://127.0.0.1:{http_port}"
+    started: list[subprocess.Popen] = []
+    # The service comes up 2 s after the load was asked for.
+    threading.Timer(2.0, lambda: started.append(_run("--repository", str(repository), "--host", "127.0.0.1",
+                                                     "--http-port", str(http_port),
+                                                     "--grpc-port", str(grpc_port)))).start()
+    try:
+        t0 = time.monotonic()
+        InferenceHook(config).load("simple")
+        assert time.monotonic() - t0 >= 2.0            # it really had to wait for the service
+        assert httpclient.InferenceServerClient(f"127.0.0.1:{http_port}").is_model_ready("simple")
+    finally:
+        time.sleep(0.1)
+        for proc in started:
+            proc.terminate()
+            proc.wait(15)
