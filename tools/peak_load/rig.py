@@ -34,7 +34,7 @@ operators:
 
 class PlatformRig:
     def __init__(self, work_dir: Path, database: str = "sqlite", *, workers: int = 2, group_timeout: float = 5.0,
-                 payload_retention: float = 30.0, dicom: dict | None = None) -> None:
+                 payload_retention: float = 30.0, dicom: dict | None = None, dashboard: bool = False) -> None:
         self.state_dir = work_dir / "state"
         config = PlatformConfig(state_dir=str(self.state_dir))
         config.api.port, config.dicom.port = free_port(), free_port()
@@ -42,7 +42,8 @@ class PlatformRig:
         config.store.database = database
         config.engine.payload_retention = payload_retention
         config.inference.enabled = False
-        config.render.enabled = False
+        config.render.enabled = dashboard
+        config.render.port = free_port()
         for key, value in (dicom or {}).items():
             setattr(config.dicom, key, value)
         config.save()

@@ -53,18 +53,15 @@ class Result:
 def run_peak(work_dir: Path, *, multiplier: float, duration: float, database: str = "sqlite", senders: int = 4,
              scale: dict[str, float] | None = None, seed: int = 1, workers: int = 2, group_timeout: float = 5.0,
              keep_payloads: bool = False, dicom: dict | None = None, drain_timeout: float = 900,
-             during: Callable[[Run], None] | None = None, on_platform: Callable[[PlatformRig], None] | None = None
-             ) -> Result:
+             during: Callable[[Run], None] | None = None, dashboard: bool = False) -> Result:
     plan = schedule(multiplier, duration, seed)
     sends = Path(tempfile.mkdtemp(prefix="peak-send-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     pacs = OrthancPacs(work_dir / "pacs").start()
     rig = PlatformRig(work_dir, database, workers=workers, group_timeout=group_timeout,
-                      payload_retention=3600 * 24 if keep_payloads else 30.0, dicom=dicom)
+                      payload_retention=3600 * 24 if keep_payloads else 30.0, dicom=dicom, dashboard=dashboard)
     sampler = None
     try:
         rig.start()
-        if on_platform:
-            on_platform(rig)
         pool = SenderPool(StudyFactory(scale=scale, seed=seed), rig.dicom_port, CALLED_AE, senders, sends)
         rig.configure(pacs.ae_title, pacs.dicom_port, pool.aets)
         sampler = Sampler(rig.config.database_url, lambda: rig.pid, lambda: _dicom_status(rig)).start()
