@@ -83,13 +83,20 @@ class Phases:
             with self.lock:
                 self.intervals.setdefault(phase, []).append((start, time.perf_counter()))
 
-    def wrap(self, module, name: str, phase: str) -> None:
-        original = getattr(module, name)
-
-        def wrapped(*args, **kwargs):
-            with self.timed(phase):
-                return original(*args, **kwargs)
-        setattr(module, name, wrapped)
+    @contextmanager
+    def wrapping(self, wraps: list[tuple[object, str, str]]):
+        """Time calls of module.name as phase, for the duration of the block."""
+        originals = [(module, name, getattr(module, name)) for module, name, _ in wraps]
+        for (module, name, original), (_, _, phase) in zip(originals, wraps):
+            def wrapped(*args, _original=original, _phase=phase, **kwargs):
+                with self.timed(_phase):
+                    return _original(*args, **kwargs)
+            setattr(module, name, wrapped)
+        try:
+            yield
+        finally:
+            for module, name, original in originals:
+                setattr(module, name, original)
 
     def seconds(self, phase: str) -> float:
         total, end = 0.0, 0.0
@@ -110,26 +117,17 @@ def apply_in_process(path: Path) -> dict[str, float]:
     from claractl.targets.platform_objects import PlatformObjects
 
     phases = Phases()
-    phases.wrap(target_module, "desired_objects", "render")
-    phases.wrap(target_module, "apply_object", "server-side apply")
-    phases.wrap(target_module, "wait_ready", "wait")
-    phases.wrap(target_module, "wait_gone", "wait")
-    phases.wrap(target_module.KubernetesTarget, "_wait_for_platform_api", "wait")
-    phases.wrap(PlatformObjects, "apply_platform_change", "platform objects")
-    start = time.perf_counter()
-    target = get_target(load_project(path / "clara.yaml"))
-    result = execute(target, make_plan(target))
-    total = time.perf_counter() - start
-    for module, name in ((target_module, "desired_objects"), (target_module, "apply_object"),
-                         (target_module, "wait_ready"), (target_module, "wait_gone")):
-        setattr(module, name, getattr(module, name).__wrapped__ if hasattr(getattr(module, name), "__wrapped__")
-                else getattr(module, name))
+    with phases.wrapping([(target_module, "desired_objects", "render"),
+                          (target_module, "apply_object", "server-side apply"),
+                          (target_module, "wait_ready", "wait"), (target_module, "wait_gone", "wait"),
+                          (PlatformObjects, "apply_platform_change", "platform objects")]):
+        start = time.perf_counter()
+        target = get_target(load_project(path / "clara.yaml"))
+        result = execute(target, make_plan(target))
+        total = time.perf_counter() - start
     if not result.ok:
         raise SystemExit(f"apply failed: {result.failed}")
-    out = {"total": total, **{p: phases.seconds(p) for p in ("render", "server-side apply", "wait", "platform objects")}}
-    out["platform objects"] -= phases.seconds("wait") - sum(  # the platform-API wait is inside platform objects
-        b - a for a, b in phases.intervals.get("wait", []) if False)
-    return out
+    return {"total": total, **{p: phases.seconds(p) for p in ("render", "server-side apply", "wait", "platform objects")}}
 
 
 def by_hand(path: Path, namespace: str) -> float:
@@ -147,7 +145,7 @@ def by_hand(path: Path, namespace: str) -> float:
 
 
 def namespace() -> str:
-    name = f"bench-{uuid.uuid4().hex[:8]}"
+    name = f"kube-apply-bench-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", name)
     return name
 

@@ -145,6 +145,29 @@ def pod_problem(pod: dict[str, Any]) -> str | None:
 
 
 Progress = Callable[[str], None]
+# A check of the live object (None: gone): (done, what it waits for now).
+Check = Callable[[dict[str, Any] | None], tuple[bool, str]]
+
+
+def _poll(rest: Rest, obj: dict[str, Any], check: Check, timeout: float, poll: float,
+          progress: Progress | None) -> tuple[dict[str, Any] | None, str]:
+    """Re-read obj until check says done; progress hears each new state. Returns (live, "") when
+    done, or (live, the last state) at the deadline."""
+    kind = kind_of(obj)
+    namespace = obj["metadata"].get("namespace") if kind.namespaced else None
+    deadline = time.monotonic() + timeout
+    said = None
+    while True:
+        live = rest.get(kind, namespace, obj["metadata"]["name"])
+        done, state = check(live)
+        if done:
+            return live, ""
+        if progress and state != said:
+            progress(state)
+        said = state
+        if time.monotonic() >= deadline:
+            return live, state
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
 def wait_ready(rest: Rest, obj: dict[str, Any], timeout: float, poll: float = 0.5,
@@ -152,44 +175,29 @@ def wait_ready(rest: Rest, obj: dict[str, Any], timeout: float, poll: float = 0.
     """Poll until obj is ready. `progress(text)` hears each new state ("0/1 replicas available;
     Pod x: container y: ImagePullBackOff: …"). WaitTimeout names the object, the last reason and
     its pods' problems."""
-    kind = kind_of(obj)
-    namespace = obj["metadata"].get("namespace") if kind.namespaced else None
-    deadline = time.monotonic() + timeout
-    last_said = None
-    while True:
-        live = rest.get(kind, namespace, obj["metadata"]["name"])
+    def check(live: dict[str, Any] | None) -> tuple[bool, str]:
         ready, reason = readiness(live)
-        if ready:
-            return live
-        problems = pod_problems(rest, live) if live is not None and live.get("kind") in RULES else []
-        said = "; ".join([reason] + problems)
-        if progress and said != last_said:
-            progress(said)
-        last_said = said
-        if time.monotonic() >= deadline:
-            raise WaitTimeout(f"{_name(obj)} not ready after {timeout:g}s: {said}")
-        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        problems = [] if ready or live is None or live.get("kind") not in RULES else pod_problems(rest, live)
+        return ready, "; ".join([reason] + problems)
+
+    live, state = _poll(rest, obj, check, timeout, poll, progress)
+    if state:
+        raise WaitTimeout(f"{_name(obj)} not ready after {timeout:g}s: {state}")
+    assert live is not None
+    return live
 
 
 def wait_gone(rest: Rest, obj: dict[str, Any], timeout: float, poll: float = 0.5,
               progress: Progress | None = None) -> None:
     """Poll until obj no longer exists; a timeout names what holds it (finalizers)."""
-    kind = kind_of(obj)
-    namespace = obj["metadata"].get("namespace") if kind.namespaced else None
-    deadline = time.monotonic() + timeout
-    said = None
-    while True:
-        live = rest.get(kind, namespace, obj["metadata"]["name"])
-        if live is None:
-            return
-        finalizers = (live.get("metadata") or {}).get("finalizers") or []
-        holding = f"being deleted, held by finalizer {', '.join(finalizers)}" if finalizers else "being deleted"
-        if progress and holding != said:
-            progress(holding)
-        said = holding
-        if time.monotonic() >= deadline:
-            hint = ""
-            if "kubernetes.io/pvc-protection" in finalizers:
-                hint = " (a pod still uses the claim: it goes when those pods are gone)"
-            raise WaitTimeout(f"{_name(obj)} still present after {timeout:g}s: {holding}{hint}")
-        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+    def check(live: dict[str, Any] | None) -> tuple[bool, str]:
+        finalizers = ((live or {}).get("metadata") or {}).get("finalizers") or []
+        return live is None, (f"being deleted, held by finalizer {', '.join(finalizers)}" if finalizers
+                              else "being deleted")
+
+    live, state = _poll(rest, obj, check, timeout, poll, progress)
+    if state:
+        finalizers = ((live or {}).get("metadata") or {}).get("finalizers") or []
+        hint = " (a pod still uses the claim: it goes when those pods are gone)" \
+            if "kubernetes.io/pvc-protection" in finalizers else ""
+        raise WaitTimeout(f"{_name(obj)} still present after {timeout:g}s: {state}{hint}")
