@@ -64,12 +64,16 @@ def _print_status(status: dict, output: Output) -> None:
 def serve(
     state_dir: str = StateDir,
     config: Optional[str] = typer.Option(None, "--config", metavar="FILE", help="Platform settings (JSON); default <state-dir>/platform.json."),
+    roles: Optional[str] = typer.Option(None, "--roles", metavar="ROLES",
+                                        help="Comma-separated parts to run: api, engine, dicom (default all)."),
+    replica: Optional[str] = typer.Option(None, "--replica", metavar="NAME",
+                                          help="This process's name where several share the state (the pod's)."),
 ) -> None:
     """Run the platform in the foreground until SIGTERM or Ctrl-C (what a container runs)."""
     import logging
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     try:
-        process.serve(state_dir, config)
+        process.serve(state_dir, config, process.parse_roles(roles), replica)
     except PlatformError as exc:
         _fail(str(exc))
 

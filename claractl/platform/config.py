@@ -58,6 +58,7 @@ class DicomSettings:
     overwrite_duplicates: bool = True
     spool_segment_mb: int = 64           # receive spool segment size (docs/dicom.md "Durability")
     network_timeout: float = 60.0        # s an association may stay silent before it is aborted
+    drain_seconds: float = 0.0           # at stop: s to let accepted associations finish (new ones refused); 0 = abort them
 
 
 @dataclass
@@ -76,6 +77,17 @@ class RenderSettings:
 
 
 @dataclass
+class ClusterSettings:
+    """Several platform processes sharing one state volume and one PostgreSQL store (the
+    kubernetes target's high availability, docs/kubernetes.md). Off: one process owns it all."""
+    shared_state: bool = False           # other processes use this state dir too (per-replica DICOM dirs)
+    leader_election: bool = False        # the engine (and DICOM export) run only while holding the Lease
+    lease_name: str = "clara-engine"     # coordination.k8s.io Lease in CLARA_K8S_NAMESPACE
+    lease_seconds: float = 15.0          # a dead leader's lease expires after this long
+    replica: str = ""                    # this process's name (the pod's; `platform serve --replica`)
+
+
+@dataclass
 class PlatformConfig:
     state_dir: str = DEFAULT_STATE_DIR
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -84,6 +96,7 @@ class PlatformConfig:
     dicom: DicomSettings = field(default_factory=DicomSettings)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     render: RenderSettings = field(default_factory=RenderSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     # Derived locations under the state dir.
     @property
@@ -109,6 +122,9 @@ class PlatformConfig:
 
     @property
     def database_url(self) -> str:
+        # On kubernetes the URL comes from a Secret as CLARA_DATABASE_URL, never from the ConfigMap.
+        if os.environ.get("CLARA_DATABASE_URL"):
+            return os.environ["CLARA_DATABASE_URL"]
         if self.store.database == "sqlite":
             return f"sqlite:///{self.root / 'clara.db'}"
         return self.store.database
@@ -136,6 +152,7 @@ class PlatformConfig:
             section_cls = {
                 "api": ApiSettings, "store": StoreSettings, "engine": EngineSettings,
                 "dicom": DicomSettings, "inference": InferenceSettings, "render": RenderSettings,
+                "cluster": ClusterSettings,
             }[name]
             kwargs[name] = section_cls(**data.get(name, {}))
         return cls(**kwargs)

@@ -78,13 +78,24 @@ def read_pid(state_dir: Path) -> int | None:
         return None
 
 
-def serve(state_dir: str, config_file: str | None = None) -> None:
-    """`claractl platform serve`: foreground, one per state dir."""
-    from claractl.platform.server import Platform
+def serve(state_dir: str, config_file: str | None = None, roles: tuple[str, ...] | None = None,
+          replica: str | None = None) -> None:
+    """`claractl platform serve`: foreground, one per state dir — or, where the settings say the
+    state is shared (`cluster.shared_state`, high availability on kubernetes), one of several
+    processes with `roles` (api, engine, dicom) and a `replica` name of its own (the pod's)."""
+    from claractl.platform.server import ROLES, Platform
     from claractl.platform.store import SchemaTooNewError
 
     config = load_config(state_dir, config_file)
     config.root.mkdir(parents=True, exist_ok=True)
+    if replica:
+        config.cluster.replica = replica
+    if config.cluster.shared_state:      # no instance lock, pid or runtime file: shared on purpose
+        try:
+            Platform(config, config_file=config_file, roles=roles or ROLES).serve_forever()
+        except SchemaTooNewError as exc:
+            raise PlatformError(str(exc)) from exc
+        return
     lock_fd = acquire_instance_lock(config.root)
     pid_file = config.root / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
@@ -98,13 +109,18 @@ def serve(state_dir: str, config_file: str | None = None) -> None:
 
     write_runtime(config)
     try:
-        Platform(config, config_file=config_file, on_reload=write_runtime).serve_forever()
+        Platform(config, config_file=config_file, on_reload=write_runtime, roles=roles or ROLES).serve_forever()
     except SchemaTooNewError as exc:
         raise PlatformError(str(exc)) from exc
     finally:
         runtime.unlink(missing_ok=True)
         pid_file.unlink(missing_ok=True)
         os.close(lock_fd)
+
+
+def parse_roles(text: str | None) -> tuple[str, ...] | None:
+    """"api,engine" → ("api", "engine"); None/"" → None (all roles)."""
+    return tuple(r.strip() for r in text.split(",") if r.strip()) if text else None
 
 
 # -- background management -----------------------------------------------------------------------
@@ -254,10 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("--state-dir", default=".clara")
     parser.add_argument("--config", default=None)
+    parser.add_argument("--roles", default=None, help="comma-separated: api, engine, dicom (default all)")
+    parser.add_argument("--replica", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        serve(args.state_dir, args.config)
+        serve(args.state_dir, args.config, parse_roles(args.roles), args.replica)
     except PlatformError as exc:
         log.error("%s", exc)
         return 1

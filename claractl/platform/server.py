@@ -47,6 +47,12 @@ OPTIONAL_COMPONENTS: dict[str, tuple[str, Any]] = {
 }
 
 
+# Roles a process can take (`platform serve --roles`); one process takes them all by default.
+# With several processes (high availability on kubernetes) each runs its role's components.
+ROLES = ("api", "engine", "dicom")
+COMPONENT_ROLES = {"inference": "api", "dicom": "dicom", "render": "api", "clara-api": "api"}
+
+
 def _import(spec: str):
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -72,7 +78,12 @@ class _SwappableApp:
 
 class Platform:
     def __init__(self, config: PlatformConfig, config_file: str | None = None,
-                 on_reload: Any = None) -> None:
+                 on_reload: Any = None, roles: tuple[str, ...] = ROLES) -> None:
+        unknown = set(roles) - set(ROLES)
+        if unknown or not roles:
+            raise PlatformError(f"unknown role(s) {', '.join(sorted(unknown)) or '(none given)'}; "
+                                f"roles are {', '.join(ROLES)}")
+        self.roles = tuple(roles)
         self.config = config
         self.config_file = config_file          # re-read by reload(); None = <state-dir>/platform.json
         self.on_reload = on_reload              # called with the new config after a reload
@@ -96,18 +107,40 @@ class Platform:
         try:
             for name in ("inference",):
                 self._start_optional(name)
-            self.engine = Engine(cfg, self.store, hook=self.hook)
-            self.engine.start()
-            self.components["engine"] = self.engine
+            if "engine" in self.roles:
+                self._start_engine_role()
             for name in ("dicom", "render", "clara-api"):
                 self._start_optional(name)
         except BaseException:
             self.stop_components()
             raise
 
+    def _leader_components(self, adopt: bool) -> dict[str, Any]:
+        """The engine; where processes share the state (high availability) the DICOM export agent
+        runs beside it rather than in every DICOM replica (one agent, see dicom/adapter.py)."""
+        made: dict[str, Any] = {"engine": Engine(self.config, self.store, hook=self.hook, adopt=adopt)}
+        if self.config.cluster.shared_state and self.config.dicom.enabled:
+            from claractl.platform.dicom.export import DicomExportAgent
+            made["dicom-export"] = DicomExportAgent(self.config, self.store)
+        return made
+
+    def _start_engine_role(self) -> None:
+        """With leader election the engine's components run only on the Lease holder (leader.py)."""
+        if self.config.cluster.leader_election:
+            from claractl.platform.leader import LeaderElected
+            made = {"engine": LeaderElected(self.config, lambda: self._leader_components(adopt=True))}
+        else:
+            made = self._leader_components(adopt=False)
+        for name, comp in made.items():
+            comp.start()
+            self.components[name] = comp
+        self.engine = made["engine"]
+
     def _start_optional(self, name: str, config: PlatformConfig | None = None) -> None:
         config = config or self.config
         spec, enabled = OPTIONAL_COMPONENTS[name]
+        if COMPONENT_ROLES[name] not in self.roles:
+            return
         if not enabled(config):
             log.info("component %s disabled", name)
             return
@@ -154,6 +187,7 @@ class Platform:
                 new = load_config(self.config.root, self.config_file)
             except (ValueError, TypeError, OSError) as exc:   # platform.json unreadable or unknown keys
                 raise PlatformError(f"cannot read the platform settings: {exc}") from None
+            new.cluster.replica = self.config.cluster.replica      # given on the command line
             effect = reload_effect(self.config, new)
             out: dict[str, Any] = {"changed": effect.changed, "restart_required": bool(effect.restart_process),
                                    "restart_required_for": effect.restart_process, "restarted": [],
@@ -185,7 +219,7 @@ class Platform:
             self._order_components()
             self.config = new
             self.hook.config = new
-            if self.engine is not None:
+            if self.engine is not None and hasattr(self.engine, "reconfigure"):   # not on a leader-elected one
                 self.engine.reconfigure(new)
             if self._asgi is not None:
                 self._asgi.app = self.app()

@@ -13,6 +13,8 @@ publishes it into its group before the response says Success.
 from __future__ import annotations
 
 import logging
+import shutil
+import socket
 import threading
 import time
 from typing import Any
@@ -26,6 +28,7 @@ from claractl.platform.dicom.dataset_check import OUT_OF_RESOURCES, SUCCESS
 from claractl.platform.dicom.groups import GroupManager
 from claractl.platform.dicom.handoff import close_group
 from claractl.platform.dicom.incoming import IncomingInstance
+from claractl.platform.dicom.replicas import ADOPTED_DIR, ReplicaKeeper, replica_dir
 from claractl.platform.dicom.scp import Association, StoreRequest, StoreSCP
 from claractl.platform.dicom.spool import Spool, SpoolWriter
 from claractl.platform.dicom.storage import has_room
@@ -36,6 +39,8 @@ log = logging.getLogger("claractl.dicom")
 
 SPOOL_DIR = ".spool"          # write-ahead segments of instances being received (spool.py)
 CHECKPOINT_INTERVAL = 5.0     # seconds between checkpoints that free finished spool segments
+# A-ASSOCIATE-RJ while draining: rejected-transient, service-provider (presentation), temporary congestion.
+DRAINING = (0x02, 0x03, 0x01)
 
 
 class DicomAdapter:
@@ -45,7 +50,13 @@ class DicomAdapter:
         self.settings = config.dicom
         self.store = store
         self.access = AccessControl(store, ttl=config_ttl)
-        self.dicom_dir = config.dicom_dir          # resolved once: Path.resolve() per instance is measurable
+        # resolved once: Path.resolve() per instance is measurable. Receivers sharing the state
+        # volume each keep spool and open groups in a directory of their own (replicas.py).
+        shared = config.cluster.shared_state
+        self.dicom_dir = replica_dir(config.dicom_dir, config.cluster.replica or socket.gethostname()) \
+            if shared else config.dicom_dir
+        self.keeper = ReplicaKeeper(self.dicom_dir, self._close_adopted) if shared else None
+        self._draining = False
         self.groups = GroupManager(self.dicom_dir)
         self.spool = Spool(self.dicom_dir / SPOOL_DIR, config.dicom.spool_segment_mb * 1024 * 1024,
                            room=lambda size: has_room(self.dicom_dir, size, self.settings.watermark_percent,
@@ -62,7 +73,7 @@ class DicomAdapter:
         self._stopping = threading.Event()
         self._audit_handler: logging.Handler | None = None
         self.export_agent = None
-        if export_agent:
+        if export_agent and not shared:      # shared: one agent runs beside the engine (server.py)
             from claractl.platform.dicom.export import DicomExportAgent
             self.export_agent = DicomExportAgent(config, store, access=self.access)
         self._router = None
@@ -72,7 +83,9 @@ class DicomAdapter:
         with self._lock:
             if self._server is not None:
                 return
-            self.config.dicom_dir.mkdir(parents=True, exist_ok=True)
+            self.dicom_dir.mkdir(parents=True, exist_ok=True)
+            if self.keeper is not None:
+                self.keeper.beat()
             self._audit_handler = audit.attach_file(self.config.logs_dir / "dicom-audit.log")
             self.spool.recover(self.dicom_dir)      # acknowledged instances a crash left in the spool
             self.groups.rebuild()
@@ -92,6 +105,7 @@ class DicomAdapter:
                 raise RuntimeError(f"DICOM SCP cannot listen on {self.settings.host}:{self.settings.port}: "
                                    f"{exc.strerror or exc}") from exc
             self._server = server
+            self._draining = False
             self._stopping.clear()
             self._closer = threading.Thread(target=self._close_loop, name="dicom-group-closer", daemon=True)
             self._closer.start()
@@ -109,6 +123,8 @@ class DicomAdapter:
     def stop(self) -> None:
         if self.export_agent is not None:
             self.export_agent.stop()
+        if self.settings.drain_seconds > 0 and self._server is not None:
+            self._drain(self.settings.drain_seconds)
         with self._lock:
             server, self._server = self._server, None
         if server is None:
@@ -123,7 +139,38 @@ class DicomAdapter:
             self._audit_handler = None
         self.spool.stop()
         self._checkpoint()
-        # Open groups stay on disk; the next start rebuilds them (and replays what is left in the spool).
+        # Open groups stay on disk; the next start rebuilds them (and replays what is left in the
+        # spool) — unless this receiver is one of several: nobody may start with its directory.
+        if self.keeper is not None:
+            self._hand_over()
+
+    def _drain(self, timeout: float) -> None:
+        """Refuse new associations (A-ASSOCIATE-RJ, transient: the sender retries elsewhere) and
+        give the accepted ones up to `timeout` s to finish; what is left is then aborted."""
+        with self._lock:
+            self._draining = True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                busy = len(self._admitted)
+            if not busy:
+                log.info("DICOM SCP drained: no association in flight")
+                return
+            time.sleep(0.1)
+        with self._lock:
+            busy = len(self._admitted)
+        log.warning("DICOM SCP: %d association(s) still in flight after draining %.0f s; aborting them", busy, timeout)
+
+    def _hand_over(self) -> None:
+        """Close every open group into its jobs and remove this receiver's directory; a group that
+        cannot be closed now stays, and the directory is adopted by a live receiver later."""
+        self.close_due(force=True)
+        claimed = self.dicom_dir / ADOPTED_DIR
+        if self.groups.open_count() or (claimed.is_dir() and any(claimed.iterdir())):
+            log.warning("DICOM replica directory %s kept (%d open group(s)); another receiver adopts it",
+                        self.dicom_dir, self.groups.open_count())
+            return
+        shutil.rmtree(self.dicom_dir, ignore_errors=True)
 
     def status(self) -> dict[str, Any]:
         server = self._server
@@ -131,7 +178,8 @@ class DicomAdapter:
         with self._lock:
             counters = dict(self._counters)
             admitted = len(self._admitted)
-        out = {"running": server is not None, "ready": server is not None, "ae_title": self.settings.ae_title,
+        out = {"running": server is not None, "ready": server is not None and not self._draining,
+               "draining": self._draining, "ae_title": self.settings.ae_title,
                "port": self.port, "associations_active": admitted, "connections_open": connections,
                "max_associations": self.settings.max_associations, "groups_open": self.groups.open_count(),
                "groups": self.groups.snapshot(), **counters,
@@ -139,6 +187,9 @@ class DicomAdapter:
                + counters["out_of_resources"]}
         if self.export_agent is not None:
             out["export"] = self.export_agent.status()
+        if self.keeper is not None:
+            out["replica_dir"] = str(self.dicom_dir)
+            out["adopted_dirs"] = self.keeper.adopted
         return out
 
     @property
@@ -164,6 +215,8 @@ class DicomAdapter:
             log.error("DICOM access check failed: %s", exc)
             rj, reason = (0x02, 0x01, 0x01), "platform store unavailable"
         with self._lock:
+            if rj is None and self._draining:
+                rj, reason = DRAINING, "the receiver is shutting down"
             if rj is None:
                 if len(self._admitted) >= self.settings.max_associations:
                     rj, reason = (0x02, 0x03, 0x02), "maximum associations reached"
@@ -208,6 +261,8 @@ class DicomAdapter:
         last_checkpoint = time.monotonic()
         while not self._stopping.wait(self._close_interval):
             self.close_due()
+            if self.keeper is not None:
+                self.keeper.tick()
             if self.spool.retired_segments() and time.monotonic() - last_checkpoint > CHECKPOINT_INTERVAL:
                 self._checkpoint()
                 last_checkpoint = time.monotonic()
@@ -219,6 +274,13 @@ class DicomAdapter:
         except OSError as exc:
             log.error("DICOM spool checkpoint failed (segments kept): %s", exc)
             return False
+
+    def _close_adopted(self, group) -> list[str]:
+        """Close a group of a receiver that is gone (replicas.py); raises to keep it for later."""
+        self.access.invalidate()
+        ids = close_group(self.config, self.store, group, self.access.ae(group.called_ae))
+        self._count("jobs_created", len(ids))
+        return ids
 
     def close_due(self, force: bool = False) -> list[str]:
         """Close every group whose timeout passed (all idle ones with `force`); return job ids."""

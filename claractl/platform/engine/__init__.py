@@ -5,6 +5,11 @@
     engine.wake()       # something changed (a job was started or canceled): look now
     engine.stop()       # running jobs' operators are killed and the jobs re-queued
 
+With `adopt=True` (a leader-elected engine, docs/kubernetes.md "High availability") and an
+executor that can re-attach (kubernetes), `start()` takes over the jobs the previous leader left
+RUNNING whose operator Jobs still exist, instead of re-running them, and `stop()` leaves running
+operators alone (detach) for the next leader.
+
 The engine meets producers (API, DICOM adapter) only through the store: it polls for PENDING
 jobs whose start was requested, highest priority first, then oldest `queued_at`, and admits
 them while a worker slot is free (`config.api.workers`) and their demand fits the free
@@ -45,7 +50,7 @@ def executor_for(config: PlatformConfig) -> Executor:
 class Engine:
     def __init__(self, config: PlatformConfig, store: Store, hook: InferenceHook | None = None,
                  executor: Executor | None = None, poll_interval: float = 0.5,
-                 sweep_interval: float = 30.0) -> None:
+                 sweep_interval: float = 30.0, adopt: bool = False) -> None:
         self.config = config
         self.store = store
         self.hook = hook or InferenceHook(config)
@@ -63,15 +68,21 @@ class Engine:
         self._last_sweep = 0.0
         self.recovered: dict[str, int] = {}
         self._unsubscribe = lambda: None
+        # Re-attach to / leave running operator Jobs across engines (needs an executor that can).
+        self.adopt = adopt and hasattr(self.executor, "adoptable")
 
     # -- component interface -------------------------------------------------------------------
     def start(self) -> None:
-        self.recovered = recover(self.store, self.config)
+        adopted = self.executor.adoptable(self.store) if self.adopt else {}
+        self.recovered = recover(self.store, self.config, adopted=frozenset(adopted))
         # Executors with state outside this process (kubernetes: operator Jobs) clean up what a
         # crash left before anything is admitted, so re-runs start from a clean slate.
         after_recovery = getattr(self.executor, "after_recovery", None)
         if after_recovery is not None:
-            self.recovered["leftover_jobs_deleted"] = len(after_recovery(self.store))
+            deleted = after_recovery(self.store, frozenset(adopted)) if adopted else after_recovery(self.store)
+            self.recovered["leftover_jobs_deleted"] = len(deleted)
+        for job_id, with_jobs in adopted.items():
+            self._run_job(job_id, adopt=with_jobs)
         self._stopping.clear()
         self._unsubscribe = self.store.on_commit("jobs", self.wake)    # jobs started in this process: now
         self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
@@ -86,7 +97,7 @@ class Engine:
         with self._lock:
             runners = [r for r, _ in self._runners.values()]
         for runner in runners:
-            runner.request_stop(Stop.SHUTDOWN)
+            runner.request_stop(Stop.DETACH if self.adopt else Stop.SHUTDOWN)
         for runner in runners:
             runner.thread.join(timeout)
         self.services.stop_all()
@@ -178,11 +189,17 @@ class Engine:
                 free_slots -= 1
                 admitted.append((job.id, demand))
         for job_id, demand in admitted:
-            runner = JobRunner(job_id, self.store, self.config, self.executor, self.hook,
-                               self.platform_env(), self._finished, services=self.services)
-            with self._lock:
-                self._runners[job_id] = (runner, demand)
-            runner.start()
+            self._run_job(job_id, demand)
+
+    def _run_job(self, job_id: str, demand: Resources | None = None, adopt: set[str] | None = None) -> None:
+        if demand is None:               # an adopted job: admitted by the previous leader
+            with self.store.session() as s:
+                demand = job_demand(s.get(Job, job_id).definition, self.capacity)
+        runner = JobRunner(job_id, self.store, self.config, self.executor, self.hook,
+                           self.platform_env(), self._finished, services=self.services, adopt=adopt)
+        with self._lock:
+            self._runners[job_id] = (runner, demand)
+        runner.start()
 
     @staticmethod
     def _cancel_queued(job: Job) -> None:

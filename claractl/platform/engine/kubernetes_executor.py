@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from claractl.platform.config import PlatformConfig
 from claractl.platform.engine.executor import ExecutorError, OperatorSpec, operator_env
 from claractl.platform.engine.kubernetes_jobs import (
@@ -33,6 +35,7 @@ from claractl.platform.engine.kubernetes_jobs import (
 )
 from claractl.platform.engine.kubernetes_leftovers import remove_leftover_jobs
 from claractl.platform.store import Store
+from claractl.platform.store.models import Job, JobState
 from claractl.kube.client import Rest, load_api_client
 from claractl.kube.errors import KubeError
 from claractl.kube.wait import pod_problems
@@ -176,15 +179,46 @@ class KubernetesExecutor:
                      "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
         }
 
-    def after_recovery(self, store: Store) -> list[str]:
-        """Engine start, after recover(): delete the Jobs a crashed platform left (see
-        kubernetes_leftovers.py). Returns the names deleted."""
+    def after_recovery(self, store: Store, adopted: frozenset[str] = frozenset()) -> list[str]:
+        """Engine start, after recover(): delete the Jobs a crashed platform left, except those of
+        `adopted` jobs (see kubernetes_leftovers.py). Returns the names deleted."""
         try:
             rest = self.rest
         except ExecutorError as exc:
             log.warning("recovery: leftover operator Jobs not checked: %s", exc)
             return []
-        return remove_leftover_jobs(rest, self.settings.namespace, store)
+        return remove_leftover_jobs(rest, self.settings.namespace, store, adopted=adopted)
+
+    def adoptable(self, store: Store) -> dict[str, set[str]]:
+        """RUNNING jobs a new leader can take over as they are: job id → the operators that have a
+        Job on the cluster. A job qualifies when every operator the store has RUNNING still has its
+        Job (running or finished; not being deleted) and it uses no PDL services (their Deployments
+        belong to the engine that started them). An operator still PENDING in the store may have a
+        Job too: the previous leader created it and stopped before recording it."""
+        try:
+            items = self.rest.list(JOB, self.settings.namespace,
+                                   ",".join(f"{k}={v}" for k, v in sorted(OPERATOR_LABELS.items())))
+        except (KubeError, ExecutorError) as exc:
+            log.warning("adoption: cannot list operator Jobs (running jobs are re-queued instead): %s", exc)
+            return {}
+        live = {item["metadata"]["name"] for item in items if not item["metadata"].get("deletionTimestamp")}
+        found: dict[str, set[str]] = {}
+        with store.session() as s:
+            for job in s.scalars(select(Job).where(Job.state == JobState.RUNNING)):
+                if (job.definition or {}).get("services"):
+                    continue
+                with_jobs = {run.name for run in job.operators if job_name(job.id, run.name) in live}
+                if all(run.name in with_jobs for run in job.operators if run.state == JobState.RUNNING):
+                    found[job.id] = with_jobs
+        return found
+
+    def attach(self, spec: OperatorSpec) -> "KubernetesJob":
+        """The running operator of an adopted job: its existing Job, watched from here on."""
+        name = job_name(spec.job_id, spec.operator["name"])
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(spec.log_path, "ab") as out:
+            out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} Job {name} adopted by a new engine leader\n".encode())
+        return KubernetesJob(self.rest, self.settings.namespace, name, spec.log_path)
 
     def start(self, spec: OperatorSpec) -> "KubernetesJob":
         manifest = self.manifest(spec)
@@ -227,10 +261,11 @@ class KubernetesJob:
         self._problem: str | None = None      # the pods' last problem, logged once when it changes
         self._problem_since = 0.0
         self._pods_checked = 0.0
+        self._detached = threading.Event()
 
     def poll(self) -> int | None:
         with self._lock:
-            if self._code is not None:
+            if self._code is not None or self._detached.is_set():
                 return self._code
             try:
                 job = self.rest.get(JOB, self.namespace, self.name)
@@ -264,12 +299,18 @@ class KubernetesJob:
             self._finish(1, f"the pod cannot start: {problem}")
             self._delete(grace=0)
 
-    def wait(self) -> int:
-        while True:
+    def wait(self) -> int | None:
+        """The exit code; None once detached."""
+        while not self._detached.is_set():
             code = self.poll()
             if code is not None:
                 return code
-            time.sleep(self.poll_interval)
+            self._detached.wait(self.poll_interval)
+        return None
+
+    def detach(self) -> None:
+        """Stop watching and leave the Job running (the engine hands it to its next leader)."""
+        self._detached.set()
 
     def kill(self, grace: float = 3.0) -> None:
         """Cancel or timeout: collect what the pod logged, then delete the Job and its pods."""

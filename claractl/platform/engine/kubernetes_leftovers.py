@@ -1,7 +1,8 @@
 """At platform start, delete the operator Jobs a crashed platform left behind.
 
-Recovery (recovery.py) never re-attaches to a running operator: it re-queues or evicts every job
-a crash left RUNNING. Their operator Jobs would otherwise keep running (using the cluster and
+Recovery (recovery.py) re-queues or evicts every job a crash left RUNNING, except, with a
+leader-elected engine, the jobs it adopts (their operator Jobs keep running; see
+KubernetesExecutor.adoptable). Their operator Jobs would otherwise keep running (using the cluster and
 writing into the payload the re-run uses) and, since a Job's name is derived from job id and
 operator, make the re-run's create fail with AlreadyExists. So after recovery every Job of ours
 whose operator is not RUNNING in the store is deleted (background propagation: its pods go too),
@@ -35,8 +36,10 @@ log = logging.getLogger("claractl.engine")
 DELETE_OPTIONS = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
 
 
-def leftover_jobs(rest: Rest, namespace: str, store: Store) -> list[tuple[str, str, str]]:
-    """(Job name, job id, operator) of this platform's Jobs whose operator is not RUNNING."""
+def leftover_jobs(rest: Rest, namespace: str, store: Store,
+                  adopted: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
+    """(Job name, job id, operator) of this platform's Jobs whose operator is not RUNNING, other
+    than the Jobs of `adopted` jobs (a leader-elected engine re-attaches to those)."""
     selector = ",".join(f"{k}={v}" for k, v in sorted(OPERATOR_LABELS.items()))
     items = rest.list(JOB, namespace, selector)
     ids = {item["metadata"].get("labels", {}).get(JOB_ID_LABEL) for item in items} - {None}
@@ -49,8 +52,8 @@ def leftover_jobs(rest: Rest, namespace: str, store: Store) -> list[tuple[str, s
         for item in items:
             name = item["metadata"]["name"]
             job = jobs.get(item["metadata"].get("labels", {}).get(JOB_ID_LABEL))
-            if job is None:
-                continue                          # another platform's job id, or hand-made
+            if job is None or job.id in adopted:
+                continue                          # another platform's job id, hand-made, or adopted
             run = next((r for r in job.operators if job_name(job.id, r.name) == name), None)
             if run is None or run.state == JobState.RUNNING:
                 continue                          # not a name we would give / still ours to run
@@ -59,12 +62,12 @@ def leftover_jobs(rest: Rest, namespace: str, store: Store) -> list[tuple[str, s
 
 
 def remove_leftover_jobs(rest: Rest, namespace: str, store: Store, wait: float = 30.0,
-                         poll: float = 0.2) -> list[str]:
+                         poll: float = 0.2, adopted: frozenset[str] = frozenset()) -> list[str]:
     """Delete the leftovers and wait (≤ `wait` s) until they are gone. Returns the names deleted.
     A cluster error is logged, not raised: the platform still starts (a re-run whose name is
     still taken then fails with the API server's AlreadyExists message)."""
     try:
-        leftovers = leftover_jobs(rest, namespace, store)
+        leftovers = leftover_jobs(rest, namespace, store, adopted)
     except KubeError as exc:
         log.warning("recovery: could not list leftover operator Jobs in namespace %s: %s", namespace, exc)
         return []

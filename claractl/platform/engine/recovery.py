@@ -37,11 +37,20 @@ def _kill_leftover(pid: int | None, job_id: str) -> None:
         kill_tree(pid, grace=1.0)
 
 
-def recover(store: Store, config: PlatformConfig) -> dict[str, int]:
-    """Jobs left RUNNING are re-queued from their payload (or EVICTED); partial uploads removed."""
-    counts = {"requeued": 0, "evicted": 0, "partial_uploads": remove_partial_uploads(config.payloads_dir)}
+# Where other processes share the state dir (API replicas), a younger partial file may be an upload in progress.
+SHARED_PARTIAL_AGE = 3600.0
+
+
+def recover(store: Store, config: PlatformConfig, adopted: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Jobs left RUNNING are re-queued from their payload (or EVICTED) — except `adopted` ones,
+    whose running operators the engine re-attaches to (see Engine.start); partial uploads removed."""
+    min_age = SHARED_PARTIAL_AGE if config.cluster.shared_state else 0.0
+    counts = {"requeued": 0, "evicted": 0, "adopted": len(adopted),
+              "partial_uploads": remove_partial_uploads(config.payloads_dir, min_age)}
     with store.session() as s:
         for job in s.scalars(select(Job).where(Job.state == JobState.RUNNING)):
+            if job.id in adopted:
+                continue
             for run in job.operators:
                 _kill_leftover(run.pid, job.id)
             payload = config.payloads_dir / job.payload_id
@@ -71,8 +80,8 @@ def recover(store: Store, config: PlatformConfig) -> dict[str, int]:
                 run.started_at = run.stopped_at = None
                 run.message = None
             counts["requeued"] += 1
-    if counts["requeued"] or counts["evicted"]:
-        log.warning("recovery: %(requeued)d job(s) re-queued, %(evicted)d evicted", counts)
+    if counts["requeued"] or counts["evicted"] or counts["adopted"]:
+        log.warning("recovery: %(requeued)d job(s) re-queued, %(evicted)d evicted, %(adopted)d adopted", counts)
     return counts
 
 

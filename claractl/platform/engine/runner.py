@@ -33,16 +33,19 @@ CANCELED_BY_REQUEST = "canceled by request"
 
 
 class Stop:
-    """Why a job's operators were killed."""
+    """Why a job's operators were killed (or, DETACH, left running for the next engine leader)."""
     CANCEL = "cancel"
     SHUTDOWN = "shutdown"
+    DETACH = "detach"
 
 
 class JobRunner:
     def __init__(self, job_id: str, store: Store, config: PlatformConfig, executor: Executor,
                  hook: InferenceHook, platform_env: dict[str, str], on_done: Callable[[str], None],
-                 services: ServiceManager | None = None) -> None:
+                 services: ServiceManager | None = None, adopt: set[str] | None = None) -> None:
         self.job_id = job_id
+        # An adopted job (leader failover): these operators' Jobs exist; re-attach, don't start them.
+        self.adopt = adopt
         self.store = store
         self.config = config
         self.executor = executor
@@ -182,6 +185,8 @@ class JobRunner:
         running: dict[str, RunningOperator] = {}
         updates: dict[str, dict[str, Any]] = {}
         op_deadlines: dict[str, tuple[float, float]] = {}   # PDL `timeout`: name → (monotonic deadline, limit)
+        if self.adopt is not None:
+            self._resume(ops, definition, payload, snapshot, logs, connections, done, running, op_deadlines)
 
         def stop_all(status: str, message: str) -> None:
             for name, proc in running.items():
@@ -196,7 +201,13 @@ class JobRunner:
 
         while True:
             if self._stop.is_set():
-                if self.stop_reason == Stop.SHUTDOWN:
+                # Nothing written: the next leader adopts the job (not one with PDL services:
+                # they stop with this engine, so it is re-queued like at a shutdown).
+                if self.stop_reason == Stop.DETACH and not connections:
+                    for proc in running.values():
+                        getattr(proc, "detach", lambda: None)()
+                    return
+                if self.stop_reason in (Stop.SHUTDOWN, Stop.DETACH):
                     for proc in running.values():
                         proc.kill(grace=1.0)
                     self._requeue()
@@ -246,12 +257,7 @@ class JobRunner:
                 try:
                     for model in op.get("models") or []:
                         self.hook.ensure_loaded(model["name"] if isinstance(model, dict) else str(model))
-                    spec = OperatorSpec(
-                        job_id=self.job_id, job_name=snapshot["name"], pipeline_name=snapshot["pipeline"],
-                        operator=op, payload=payload, io=layout.operator_io(payload, definition, op),
-                        log_path=logs / f"{name}.log", platform_env=self.platform_env,
-                        connections=connections.get(name, []),
-                    )
+                    spec = self._spec(op, definition, payload, snapshot, logs, connections)
                     proc = self.executor.start(spec)
                 except (ExecutorError, ModelLoadError, ValueError) as exc:
                     updates[name] = dict(state=JobState.STOPPED, status=JobStatus.FAULTED,
@@ -262,11 +268,43 @@ class JobRunner:
                 running[name] = proc
                 if op.get("timeout"):
                     op_deadlines[name] = (time.monotonic() + float(op["timeout"]), float(op["timeout"]))
-                threading.Thread(target=self._watch, args=(proc,), name=f"op-{name}", daemon=True).start()
+                self._start_watch(name, proc)
                 self._update_op(name, state=JobState.RUNNING, started_at=utcnow(), pid=proc.pid)
             next_deadline = min([deadline] + [op_deadlines[n][0] for n in running if n in op_deadlines])
             self._changed.wait(max(0.0, min(POLL, next_deadline - time.monotonic())) + 0.01)
             self._changed.clear()
+
+
+    def _spec(self, op: dict[str, Any], definition: dict[str, Any], payload: Path, snapshot: dict[str, Any],
+              logs: Path, connections: dict[str, Any]) -> OperatorSpec:
+        return OperatorSpec(job_id=self.job_id, job_name=snapshot["name"], pipeline_name=snapshot["pipeline"],
+                            operator=op, payload=payload, io=layout.operator_io(payload, definition, op),
+                            log_path=logs / f"{op['name']}.log", platform_env=self.platform_env,
+                            connections=connections.get(op["name"], []))
+
+    def _start_watch(self, name: str, proc: RunningOperator) -> None:
+        threading.Thread(target=self._watch, args=(proc,), name=f"op-{name}", daemon=True).start()
+
+    def _resume(self, ops: dict[str, dict[str, Any]], definition: dict[str, Any], payload: Path,
+                snapshot: dict[str, Any], logs: Path, connections: dict[str, Any], done: set[str],
+                running: dict[str, RunningOperator], op_deadlines: dict[str, tuple[float, float]]) -> None:
+        """An adopted job: operators that finished stay done, those with a Job are watched again
+        (a PDL `timeout` counts again from here), the rest start as their inputs become ready."""
+        with self.store.session() as s:
+            runs = {r.name: (r.state, r.status) for r in s.query(OperatorRun).filter_by(job_id=self.job_id)}
+        for name, op in ops.items():
+            state, status = runs.get(name, (None, None))
+            if state == JobState.STOPPED and status == JobStatus.HEALTHY:
+                done.add(name)
+            elif name in (self.adopt or ()):
+                proc = self.executor.attach(self._spec(op, definition, payload, snapshot, logs, connections))
+                running[name] = proc
+                if op.get("timeout"):
+                    op_deadlines[name] = (time.monotonic() + float(op["timeout"]), float(op["timeout"]))
+                self._start_watch(name, proc)
+                if state != JobState.RUNNING:       # created by the last leader, not yet recorded
+                    self._update_op(name, state=JobState.RUNNING, started_at=utcnow(), pid=proc.pid)
+        log.info("job %s adopted: %d operator(s) done, %d re-attached", self.job_id, len(done), len(running))
 
 
 def reset_payload_outputs(payload: Path) -> None:

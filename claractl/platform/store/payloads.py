@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterable, Iterable, Iterator
 from contextlib import contextmanager
@@ -106,13 +107,20 @@ def list_files(root: Path) -> list[dict]:
     return out
 
 
-def remove_partial_uploads(payloads_dir: Path) -> int:
+def remove_partial_uploads(payloads_dir: Path, min_age: float = 0.0) -> int:
     """Delete temp files `write_file_atomically` left under a directory (a crash mid-write;
-    never acknowledged)."""
+    never acknowledged). `min_age` (s): only files untouched that long — where other processes
+    share the directory, a fresh one may be an upload in progress."""
     removed = 0
     if not Path(payloads_dir).is_dir():
         return 0
+    now = time.time()
     for p in Path(payloads_dir).rglob(f"{PARTIAL_PREFIX}*{PARTIAL_SUFFIX}"):
+        try:
+            if min_age and now - p.stat().st_mtime < min_age:
+                continue
+        except FileNotFoundError:
+            continue
         p.unlink(missing_ok=True)
         removed += 1
     return removed
