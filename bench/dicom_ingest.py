@@ -1,6 +1,6 @@
 """Ingest throughput: our SCP vs dcmtk storescp vs Orthanc, same 200-slice CT, same storescu.
 
-    python bench/dicom_ingest.py [--slices 200] [--repeat 3] [--only ours] [--assoc 1]
+    python bench/dicom_ingest.py [--slices 200] [--repeat 3] [--only ours] [--assoc 1] [--tls]
 
 Prints a table (instances/s, MB/s, ratios to storescp and to Orthanc) for 1 and 4 parallel
 associations (4 storescu processes, each sending a quarter of the files). Our SCP runs as its own
@@ -11,6 +11,9 @@ from an empty receiver. `--only ours` runs just our SCP (ratios then print as n/
 two SCP variants, `BENCH_SCP_CMD` replaces `-m claractl.platform.dicom` (a script that patches
 something and then runs that module) or `PYTHONPATH=<old checkout>` runs an older tree. The SCP's
 CPU time per instance is printed too: it is the figure least disturbed by other load.
+`--tls` adds DICOM over TLS for our SCP (its TLS port) and storescp (`+tls`), storescu sending
+with `+tls` and a client certificate (test CA made with openssl): the price of TLS, against
+plain, and against dcmtk's own TLS, in the same run.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from claractl.platform.dicom.synthetic import make_ct_series  # noqa: E402
 from claractl.platform.store import Store  # noqa: E402
 from claractl.platform.store.models import AETitle, Pipeline, Source  # noqa: E402
 from common import free_port  # noqa: E402
+from tests.dicom.tls_certs import make_pki  # noqa: E402
 
 ENV = {**os.environ, "TCP_NODELAY": "1"}
 STORESCU = "/usr/bin/storescu"
@@ -57,9 +61,13 @@ def wait_port(port: int, timeout: float = 30) -> None:
 class OurScp:
     name = "claractl SCP (fsync)"
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, pki=None) -> None:
         self.config = PlatformConfig(state_dir=str(work / "state"))
         self.config.dicom.port = free_port()
+        if pki is not None:
+            self.config.dicom.tls_port = free_port()
+            self.config.dicom.tls_certificate, self.config.dicom.tls_private_key = str(pki.server.cert), str(pki.server.key)
+            self.config.dicom.tls_ca_certificates = str(pki.ca)
         self.config.dicom.host = "127.0.0.1"
         self.config.dicom.watermark_percent = 99.9
         self.config.root.mkdir(parents=True)
@@ -75,7 +83,9 @@ class OurScp:
                                       str(self.config.root), "--no-export"], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         self.proc.stdout.readline()
-        self.port = self.config.dicom.port
+        self.port = self.config.dicom.tls_port or self.config.dicom.port
+        if pki is not None:
+            wait_port(self.port)
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the SCP process used so far: robust to load from others."""
@@ -90,11 +100,12 @@ class OurScp:
 class StoreScp:
     name = "dcmtk storescp"
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, pki=None) -> None:
         out = work / "out"
         out.mkdir()
         self.port = free_port()
-        self.proc = subprocess.Popen(["/usr/bin/storescp", "--fork", "-od", str(out), "+xa", str(self.port)],
+        tls = ["+tls", str(pki.server.key), str(pki.server.cert), "+cf", str(pki.ca), "-vc"] if pki else []
+        self.proc = subprocess.Popen(["/usr/bin/storescp", *tls, "--fork", "-od", str(out), "+xa", str(self.port)],
                                      env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port)
 
@@ -106,7 +117,7 @@ class StoreScp:
 class Orthanc:
     name = "Orthanc"
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, pki=None) -> None:
         self.port, http = free_port(), free_port()
         cfg = {"Name": "bench", "StorageDirectory": str(work / "db"), "IndexDirectory": str(work / "db"),
                "HttpPort": http, "DicomPort": self.port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
@@ -129,10 +140,11 @@ class Orthanc:
         self.proc.wait(timeout=30)
 
 
-def send(files: list[Path], port: int, associations: int) -> float:
+def send(files: list[Path], port: int, associations: int, pki=None) -> float:
     chunks = [files[i::associations] for i in range(associations)]
+    tls = ["+tls", str(pki.client.key), str(pki.client.cert), "+cf", str(pki.ca)] if pki else []
     start = time.perf_counter()
-    procs = [subprocess.Popen([STORESCU, "-aec", AE, "127.0.0.1", str(port), *map(str, c)], env=ENV,
+    procs = [subprocess.Popen([STORESCU, *tls, "-aec", AE, "127.0.0.1", str(port), *map(str, c)], env=ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in chunks]
     for p in procs:
         _, err = p.communicate()
@@ -148,37 +160,43 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="work directory (default: system temp); the disk under test")
     ap.add_argument("--only", default="ours,storescp,orthanc", help="comma list of receivers to run")
     ap.add_argument("--assoc", default="1,4", help="comma list of parallel association counts")
+    ap.add_argument("--tls", action="store_true", help="also our SCP and storescp over DICOM TLS")
     args = ap.parse_args()
     load0 = f"{os.getloadavg()[0]:.1f}"
     root = Path(tempfile.mkdtemp(prefix="dicom-bench-", dir=args.dir))
     try:
         files = make_ct_series(root / "ct", args.slices)
         mb = sum(f.stat().st_size for f in files) / 1e6
-        kinds = [{"ours": OurScp, "storescp": StoreScp, "orthanc": Orthanc}[k] for k in args.only.split(",")]
+        kinds = [(k, None) for k in ({"ours": OurScp, "storescp": StoreScp, "orthanc": Orthanc}[k]
+                                     for k in args.only.split(","))]
+        if args.tls:
+            pki = make_pki(root / "pki")
+            kinds += [(k, pki) for k, _ in kinds if k is not Orthanc]
         assocs = [int(a) for a in args.assoc.split(",")]
         runs: dict[tuple[str, int], list[float]] = {}
         cpu: dict[tuple[str, int], list[float]] = {}
         # Repeats are the outer loop so that load from other processes hits every receiver alike.
         for rep in range(args.repeat):
-            for kind in kinds:
+            for kind, pki in kinds:
+                name = kind.name + (" TLS" if pki else "")
                 for assoc in assocs:
-                    work = root / f"{kind.__name__}-{assoc}-{rep}"
+                    work = root / f"{kind.__name__}-{assoc}-{rep}-{'tls' if pki else 'plain'}"
                     work.mkdir()
-                    receiver = kind(work)
+                    receiver = kind(work, pki)
                     try:
                         cpu0 = receiver.cpu_seconds() if hasattr(receiver, "cpu_seconds") else None
-                        secs = send(files, receiver.port, assoc)
+                        secs = send(files, receiver.port, assoc, pki)
                         if cpu0 is not None:
-                            cpu.setdefault((kind.name, assoc), []).append(receiver.cpu_seconds() - cpu0)
+                            cpu.setdefault((name, assoc), []).append(receiver.cpu_seconds() - cpu0)
                     finally:
                         receiver.stop()
                         shutil.rmtree(work, ignore_errors=True)
-                    runs.setdefault((kind.name, assoc), []).append(secs)
+                    runs.setdefault((name, assoc), []).append(secs)
         print(f"load average before/after: {load0} / {os.getloadavg()[0]:.1f}")
         print(f"{args.slices} instances, {mb:.1f} MB, 512x512 16-bit CT, explicit VR LE; median (and best) of "
               f"{args.repeat}; {os.cpu_count()} CPUs")
         results = {k: statistics.median(v) for k, v in runs.items()}
-        head = (f"{'receiver':22s} {'assoc':>5s} {'seconds':>8s} {'inst/s':>8s} {'best':>7s} {'MB/s':>7s} "
+        head = (f"{'receiver':26s} {'assoc':>5s} {'seconds':>8s} {'inst/s':>8s} {'best':>7s} {'MB/s':>7s} "
                 f"{'vs storescp':>11s} {'vs Orthanc':>10s}")
         print(head)
         print("-" * len(head))
@@ -188,8 +206,11 @@ def main() -> None:
 
         for (name, assoc), secs in results.items():
             best = args.slices / min(runs[(name, assoc)])
-            print(f"{name:22s} {assoc:5d} {secs:8.2f} {args.slices / secs:8.1f} {best:7.1f} {mb / secs:7.1f} "
-                  f"{ratio((StoreScp.name, assoc), secs)} {ratio((Orthanc.name, assoc), secs)}")
+            tls = " TLS" if name.endswith(" TLS") else ""      # TLS rows compare with storescp over TLS
+            print(f"{name:26s} {assoc:5d} {secs:8.2f} {args.slices / secs:8.1f} {best:7.1f} {mb / secs:7.1f} "
+                  f"{ratio((StoreScp.name + tls, assoc), secs)} {ratio((Orthanc.name, assoc), secs)}")
+            if tls and (name[:-4], assoc) in results:
+                print(f"{'':26s} {'':5s} TLS costs {secs / results[(name[:-4], assoc)]:.2f}x the time of plain")
         for (name, assoc), used in cpu.items():
             print(f"{name} CPU per instance, {assoc} assoc: {statistics.median(used) * 1000 / args.slices:.2f} ms "
                   "(median; the receive path's cost independent of load from others)")

@@ -54,5 +54,6 @@ def desired_state(project: Project, services: ServiceMapper | None = None) -> di
         put(Resource(addr.make("source", s.name), {"ae-title": s.ae_title, "host": s.host}, where=s.where))
     for d in project.destinations:
         put(Resource(addr.make("destination", d.name),
-                     {"ae-title": d.ae_title, "host": d.host, "port": int(d.port)}, where=d.where))
+                     {"ae-title": d.ae_title, "host": d.host, "port": int(d.port),
+                      **({"tls": True} if d.tls else {})}, where=d.where))      # plain: as before TLS existed
     return out

@@ -163,9 +163,10 @@ class PlatformClient:
     def get_destination(self, name: str) -> dict:
         return self._json("GET", f"{API}/destinations/{_q(name)}")
 
-    def put_destination(self, name: str, ae_title: str, host: str, port: int, owner: str | None = None) -> dict:
+    def put_destination(self, name: str, ae_title: str, host: str, port: int, owner: str | None = None,
+                        tls: bool = False) -> dict:
         return self._json("PUT", f"{API}/destinations/{_q(name)}",
-                          json={"ae_title": ae_title, "host": host, "port": port, "owner": owner})
+                          json={"ae_title": ae_title, "host": host, "port": port, "tls": tls, "owner": owner})
 
     def delete_destination(self, name: str) -> None:
         self._send("DELETE", f"{API}/destinations/{_q(name)}")

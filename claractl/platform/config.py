@@ -58,6 +58,13 @@ class DicomSettings:
     overwrite_duplicates: bool = True
     spool_segment_mb: int = 64           # receive spool segment size (docs/dicom.md "Durability")
     network_timeout: float = 60.0        # s an association may stay silent before it is aborted
+    # DICOM over TLS (docs/dicom.md "TLS"): a second listener, and exports to destinations with tls.
+    tls_port: int = 0                    # the TLS listener's port (0: none)
+    tls_certificate: str = ""            # PEM: our certificate (chain), also the client certificate of exports
+    tls_private_key: str = ""            # PEM: its private key
+    tls_private_key_password: str | None = None   # never logged; redacted in GET /config
+    tls_ca_certificates: str = ""        # PEM bundle: verifies client certificates and TLS destinations
+    tls_verify_clients: bool = False     # require a client certificate signed by tls_ca_certificates
     drain_seconds: float = 0.0           # at stop: s to let accepted associations finish (new ones refused); 0 = abort them
 
 
@@ -142,6 +149,8 @@ class PlatformConfig:
         data = asdict(self)
         if redact and data["api"]["token"]:
             data["api"]["token"] = "(sensitive)"
+        if redact and data["dicom"]["tls_private_key_password"]:
+            data["dicom"]["tls_private_key_password"] = "(sensitive)"
         return data
 
     @classmethod

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from claractl.project import DEFAULT_FILE
+from claractl.project.availability import check_availability
 from claractl.project.defaults import SERVICE_DEFAULTS, TARGET_DEFAULTS, merge_defaults
 from claractl.project.model import (
     AETitleRef, DestinationRef, Diagnostic, Lifecycle, ModelRef, PipelineRef, Project, ProjectError,
     Secret, SourceRef, Target,
 )
-from claractl.project.offline_checks import check_hosts, check_models, check_paths, confinement
+from claractl.project.offline_checks import check_hosts, check_models, check_paths, check_tls, confinement
 from claractl.project.pipeline import check_pipeline, with_defaults
 from claractl.project.placeholders import env_names, expand_env, walk_strings
 from claractl.project.schemas import schema_diagnostics
@@ -30,7 +31,7 @@ from claractl.project.yamlsource import Document, parse_file, path_to_str
 SECRET_SECTIONS = ("services", "target")        # where `${env:NAME}` may appear
 SERVICE_PORTS = [                                # (service, key) of ports one local machine listens on
     (("services", "platform", "api-port"), "platform"), (("services", "platform", "grpc-port"), "platform"),
-    (("services", "dicom-adapter", "port"), "dicom-adapter"),
+    (("services", "dicom-adapter", "port"), "dicom-adapter"), (("services", "dicom-adapter", "tls", "port"), "dicom-adapter"),
     (("services", "triton", "http-port"), "triton"), (("services", "triton", "grpc-port"), "triton"),
     (("services", "render", "port"), "render"),
 ]
@@ -49,11 +50,13 @@ def load_project(path: str | os.PathLike[str] = DEFAULT_FILE) -> Project:
     problems += _check_unique_names(doc)
     problems += _check_references(doc)
     problems += _check_ports(doc)
+    problems += check_availability(doc, skip)
     problems += check_hosts(doc, skip)
     confined, allow_problems = confinement(doc, root)
     path_problems, outside = check_paths(doc, confined, skip)      # what is outside is never read
     problems += allow_problems + path_problems
     problems += check_models(doc, root, outside)
+    problems += check_tls(doc, root, outside, skip)
     pipelines, pipeline_problems = _load_pipelines(doc, root, outside)
     problems += pipeline_problems
     if problems:
@@ -166,7 +169,9 @@ def _check_ports(doc: Document) -> list[Diagnostic]:
         section = services.get(service)
         if not isinstance(section, dict) or section.get("enabled") is False:
             continue
-        port = section.get(path[-1])
+        port = section
+        for key in path[2:]:                      # below the service: "port", "tls" → "port"
+            port = port.get(key) if isinstance(port, dict) else None
         if not isinstance(port, int):
             continue
         if port in used:
@@ -263,6 +268,17 @@ def _with_secrets(value: Any, secrets: dict[tuple, Secret], path: tuple) -> Any:
     return value
 
 
+TLS_FILES = ("certificate", "private-key", "ca-certificates")
+
+
+def _resolve_tls_files(data: dict[str, Any], root: Path) -> None:
+    """The DICOM TLS files are named relative to the project file; the platform runs elsewhere."""
+    tls = ((data.get("services") or {}).get("dicom-adapter") or {}).get("tls") or {}
+    for key in TLS_FILES:
+        if isinstance(tls.get(key), str):
+            tls[key] = str((root / tls[key]).resolve())
+
+
 def _lifecycle(item: dict[str, Any]) -> Lifecycle:
     return Lifecycle(protect=bool((item.get("lifecycle") or {}).get("protect", False)))
 
@@ -275,6 +291,7 @@ def _build(path: Path, doc: Document, root: Path, secrets: dict[tuple, Secret],
     if isinstance(state_dir, str):
         target_data["local"]["state-dir"] = str((root / state_dir).resolve())
     target = Target(type=target_data["type"], local=target_data["local"], kubernetes=target_data["kubernetes"])
+    _resolve_tls_files(data, root)
     project = Project(name=data["name"], path=path, target=target,
                       services=merge_defaults(data.get("services") or {}, SERVICE_DEFAULTS))
     for i, item in enumerate(data.get("models") or []):
@@ -297,5 +314,6 @@ def _build(path: Path, doc: Document, root: Path, secrets: dict[tuple, Secret],
                                          where=doc.at(("sources", i))))
     for i, item in enumerate(data.get("destinations") or []):
         project.destinations.append(DestinationRef(name=item["name"], ae_title=item["ae-title"], host=item["host"],
-                                                   port=item["port"], where=doc.at(("destinations", i))))
+                                                   port=item["port"], where=doc.at(("destinations", i)),
+                                                   tls=bool(item.get("tls", False))))
     return project

@@ -120,6 +120,7 @@ class DestinationRef:
     host: str
     port: int
     where: Location | None = None
+    tls: bool = False                    # DICOM over TLS
 
 
 @dataclass

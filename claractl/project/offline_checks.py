@@ -20,6 +20,8 @@ from claractl.project.yamlsource import Document, KeyPath, path_to_str
 HOSTS: list[KeyPath] = [("services", "platform", "api-host"), ("services", "dicom-adapter", "host")]
 HOSTS_IN_LISTS = [("sources", "host"), ("destinations", "host")]
 ENDPOINTS: list[KeyPath] = [("services", "triton", "url")]
+TLS: KeyPath = ("services", "dicom-adapter", "tls")
+TLS_FILES: list[KeyPath] = [TLS + (key,) for key in ("certificate", "private-key", "ca-certificates")]
 SQLITE_PREFIX = "sqlite:///"
 
 
@@ -92,6 +94,7 @@ def check_paths(doc: Document, confined: Confinement, skip: set[str]) -> tuple[l
     candidates = [(path, value, "") for path, value in _strings(doc, [state_dir_path], skip)]
     candidates += [(path, value, "") for path, value in _strings(doc, _in_lists(doc, [("models", "path"),
                                                                                      ("pipelines", "file")]), skip)]
+    candidates += [(path, value, "") for path, value in _strings(doc, TLS_FILES, skip)]
     database_path: KeyPath = ("services", "platform", "database")
     state_dir_outside = confined.problem(state_dir) is not None      # said once, at the state dir
     for path, value in _strings(doc, [database_path], skip):
@@ -113,6 +116,23 @@ def _external_triton(doc: Document) -> bool:
     on_kubernetes = _value(doc.data, ("target", "type")) == "kubernetes"
     return bool(triton.get("url")) or (on_kubernetes and triton.get("enabled", True) is not False
                                        and not triton.get("embedded", False))
+
+
+def check_tls(doc: Document, root: Path, outside: set[KeyPath], skip: set[str]) -> list[Diagnostic]:
+    """DICOM TLS: its files exist; a TLS port needs a certificate and key; verify-clients needs the
+    CA certificates to verify with."""
+    tls = _value(doc.data, TLS)
+    if not isinstance(tls, dict):
+        return []
+    out = [doc.diagnostic(path, f"file {value} not found")
+           for path, value in _strings(doc, TLS_FILES, skip) if path not in outside and not (root / value).is_file()]
+    if "port" in tls:
+        out += [doc.diagnostic(TLS + ("port",), f"a TLS port needs tls.{key}")
+                for key in ("certificate", "private-key") if not tls.get(key)]
+    if tls.get("verify-clients") and not tls.get("ca-certificates"):
+        out.append(doc.diagnostic(TLS + ("verify-clients",), "verify-clients needs tls.ca-certificates to verify "
+                                                               "the senders' certificates with"))
+    return out
 
 
 def check_models(doc: Document, root: Path, outside: set[KeyPath]) -> list[Diagnostic]:

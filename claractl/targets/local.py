@@ -49,6 +49,10 @@ SERVICE_KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "reject-unknown-sources": ("dicom", "reject_unknown_sources"),
         "storage.watermark-percent": ("dicom", "watermark_percent"), "storage.reserve-mb": ("dicom", "reserve_mb"),
         "storage.spool-segment-mb": ("dicom", "spool_segment_mb"),
+        "tls.port": ("dicom", "tls_port"), "tls.certificate": ("dicom", "tls_certificate"),
+        "tls.private-key": ("dicom", "tls_private_key"),
+        "tls.private-key-password": ("dicom", "tls_private_key_password"),
+        "tls.ca-certificates": ("dicom", "tls_ca_certificates"), "tls.verify-clients": ("dicom", "tls_verify_clients"),
     },
     "triton": {
         "enabled": ("inference", "enabled"), "http-port": ("inference", "http_port"),
@@ -58,6 +62,9 @@ SERVICE_KEYS: dict[str, dict[str, tuple[str, str]]] = {
 }
 # The API redacts the token, so it cannot be compared; it is written on every service update.
 WRITE_ONLY = {"platform": ("api-token",)}
+# Settings GET /config redacts inside a compared section: the values this target saved in
+# platform.json (what the platform runs with) stand in for them.
+REDACTED_SETTINGS = (("dicom", "tls_private_key_password"),)
 
 READY_TIMEOUT = 60.0
 
@@ -182,7 +189,7 @@ class LocalTarget(PlatformObjects, Target):
         state = ActualState()
         self.ensure_running(state.notes)
         owner = self.project.name
-        config = self.api("get_config")
+        config = self._with_saved_secrets(self.api("get_config"))
         for name, fields in services_from_config(config).items():
             state.add(ActualObject(addr.make("service", name), fields, owner))
         self.read_platform_objects(state)
@@ -206,7 +213,8 @@ class LocalTarget(PlatformObjects, Target):
                 return
             assert desired is not None
             was_ready = self.is_ready()
-            running = services_from_config(self.api("get_config")).get(name, {}) if was_ready else {}
+            running = (services_from_config(self._with_saved_secrets(self.api("get_config"))).get(name, {})
+                       if was_ready else {})
             # The running platform's address and token: an api-port or token change in the new
             # platform.json must not redirect the reload request.
             client = self.client() if was_ready else None
@@ -219,6 +227,13 @@ class LocalTarget(PlatformObjects, Target):
             compared = {k: v for k, v in desired.fields.items() if k not in desired.informational}
             if field_diffs({k: running.get(k) for k in compared}, compared):
                 platform_process.reload(self.state_dir, client, timeout=READY_TIMEOUT)
+
+    def _with_saved_secrets(self, running: dict[str, Any]) -> dict[str, Any]:
+        saved = self.config().to_dict(redact=False)
+        for section, attr in REDACTED_SETTINGS:
+            if running.get(section, {}).get(attr) == "(sensitive)":
+                running[section][attr] = saved[section][attr]
+        return running
 
     def check(self) -> None:
         """Operators and PDL services run as local processes here; any image but a bundled one needs

@@ -65,7 +65,8 @@ class PlatformObjects:
                                    {"ae-title": s.get("ae_title"), "host": s.get("host")}, s.get("owner")))
         for d in self.api("list_destinations"):
             state.add(ActualObject(addr.make("destination", d["name"]),
-                                   {"ae-title": d.get("ae_title"), "host": d.get("host"), "port": d.get("port")},
+                                   {"ae-title": d.get("ae_title"), "host": d.get("host"), "port": d.get("port"),
+                                    **({"tls": True} if d.get("tls") else {})},
                                    d.get("owner")))
 
     def apply_platform_change(self, kind: str, name: str, change: Change, desired: Resource | None) -> None:
@@ -114,4 +115,5 @@ class PlatformObjects:
 
     def _put_destination(self, name: str, desired: Resource) -> None:
         f = desired.fields
-        self.api("put_destination", name, f["ae-title"], f["host"], f["port"], owner=self.project.name)
+        self.api("put_destination", name, f["ae-title"], f["host"], f["port"], owner=self.project.name,
+                 tls=f.get("tls", False))

@@ -38,6 +38,11 @@ def pipe(old: str, new: str) -> str:
     return BASE_PIPELINE.replace(old, new, 1)
 
 
+TLS_SERVICE = """services:
+  dicom-adapter:
+    tls: {port: 2762, certificate: certs/x.pem, private-key: certs/x.key}
+"""
+
 BILLION_LAUGHS = "apiVersion: claractl/v1\n" + "\n".join(
     [f"a0: &a0 [{', '.join(['lol'] * 10)}]"]
     + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
@@ -142,6 +147,17 @@ CASES = [
          pipeline=pipe("{name: m}", "{name: mm}")),
     Case("wrong-type-requests", "p.yaml", 13, 19, "operators[1].requests.cpu", "expected a number, got a string",
          pipeline=BASE_PIPELINE.rstrip("\n") + "\n  requests: {cpu: lots}\n"),
+    Case("tls-file-missing", "clara.yaml", 19, 36, "services.dicom-adapter.tls.certificate",
+         "file certs/x.pem not found", project=BASE_PROJECT + TLS_SERVICE),
+    Case("tls-port-without-key", "clara.yaml", 19, 17, "services.dicom-adapter.tls.port",
+         "a TLS port needs tls.private-key", project=BASE_PROJECT + TLS_SERVICE.replace(", private-key: certs/x.key", "")),
+    Case("tls-port-shared", "clara.yaml", 19, 17, "services.dicom-adapter.tls.port",
+         "port 11112 is already used by services.dicom-adapter.port",
+         project=BASE_PROJECT + TLS_SERVICE.replace("2762", "11112")),
+    Case("tls-verify-without-ca", "clara.yaml", 19, 91, "services.dicom-adapter.tls.verify-clients",
+         "verify-clients needs tls.ca-certificates", project=BASE_PROJECT + TLS_SERVICE.replace("}", ", verify-clients: true}")),
+    Case("destination-tls-not-boolean", "clara.yaml", 16, 68, "destinations[0].tls", "expected true or false",
+         project=proj("port: 4242}", "port: 4242, tls: yes-please}")),
     Case("register-results-unknown-destination", "p.yaml", 5, 104, "operators[0].container.command[6]",
          "no destination named 'nowhere'",
          pipeline=pipe("-m, x]", "-m, register, --agent, ClaraSCU, --data, '[\"nowhere\"]']")),

@@ -85,11 +85,13 @@ class DestinationIn(Strict):
     ae_title: str = Field(pattern=AE_TITLE)
     host: str = Field(min_length=1, max_length=255)
     port: int = Field(ge=1, le=65535)
+    tls: bool = False                  # DICOM over TLS (the adapter's tls settings: CA, our certificate)
     owner: str | None = Owner
 
 
 class DestinationOut(SourceOut):
     port: int
+    tls: bool
 
 
 class ModelOut(BaseModel):

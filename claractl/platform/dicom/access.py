@@ -36,6 +36,7 @@ class DestinationConfig:
     ae_title: str
     host: str
     port: int
+    tls: bool = False
 
 
 @dataclass
@@ -100,7 +101,8 @@ class AccessControl:
                 )
             snap.sources = [(r.ae_title.strip(), r.host) for r in s.scalars(select(Source))]
             for r in s.scalars(select(Destination)):
-                snap.destinations[r.name] = DestinationConfig(r.name, r.ae_title.strip(), r.host, int(r.port))
+                snap.destinations[r.name] = DestinationConfig(r.name, r.ae_title.strip(), r.host, int(r.port),
+                                                              bool(r.tls))
         return snap
 
     def ae(self, called: str) -> AEConfig | None:

@@ -32,6 +32,7 @@ from claractl.platform.dicom.replicas import ADOPTED_DIR, ReplicaKeeper, replica
 from claractl.platform.dicom.scp import Association, StoreRequest, StoreSCP
 from claractl.platform.dicom.spool import Spool, SpoolWriter
 from claractl.platform.dicom.storage import has_room
+from claractl.platform.dicom.tls import TlsConfigError, server_context
 from claractl.platform.dicom.transfer_syntaxes import STORAGE_TRANSFER_SYNTAXES
 from claractl.platform.store import Store
 
@@ -68,6 +69,7 @@ class DicomAdapter:
                           "out_of_resources": 0, "associations_accepted": 0, "associations_rejected": 0,
                           "jobs_created": 0}
         self._server = None
+        self._tls_server: StoreSCP | None = None
         self._admitted: set[int] = set()     # associations we accepted, until they end
         self._closer: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -90,20 +92,17 @@ class DicomAdapter:
             self.spool.recover(self.dicom_dir)      # acknowledged instances a crash left in the spool
             self.groups.rebuild()
             self.spool.start()
-            # The connection cap is above max_associations so that the association limit is
-            # answered with a proper A-ASSOCIATE-RJ (see on_associate), not a closed socket.
-            server = StoreSCP(self, self.settings.host, self.settings.port,
-                              storage_sop_classes=[str(cx.abstract_syntax) for cx in AllStoragePresentationContexts],
-                              transfer_syntaxes=STORAGE_TRANSFER_SYNTAXES,
-                              max_connections=self.settings.max_associations + 100,
-                              network_timeout=self.settings.network_timeout)
+            server = None
             try:
-                server.start()
-            except OSError as exc:
+                server = self._listen(self.settings.port, None)
+                if self.settings.tls_port:
+                    self._tls_server = self._listen(self.settings.tls_port, server_context(self.settings))
+            except (RuntimeError, TlsConfigError):
+                if server is not None:
+                    server.stop()
                 audit.detach(self._audit_handler)
                 self._audit_handler = None
-                raise RuntimeError(f"DICOM SCP cannot listen on {self.settings.host}:{self.settings.port}: "
-                                   f"{exc.strerror or exc}") from exc
+                raise
             self._server = server
             self._draining = False
             self._stopping.clear()
@@ -112,6 +111,28 @@ class DicomAdapter:
             log.info("DICOM SCP %s listening on %s:%d", self.settings.ae_title, self.settings.host, self.port)
         if self.export_agent is not None:
             self.export_agent.start()
+
+    def _listen(self, port: int, ssl_context) -> StoreSCP:
+        # The connection cap is above max_associations so that the association limit is
+        # answered with a proper A-ASSOCIATE-RJ (see on_associate), not a closed socket.
+        server = StoreSCP(self, self.settings.host, port,
+                          storage_sop_classes=[str(cx.abstract_syntax) for cx in AllStoragePresentationContexts],
+                          transfer_syntaxes=STORAGE_TRANSFER_SYNTAXES,
+                          max_connections=self.settings.max_associations + 100,
+                          network_timeout=self.settings.network_timeout, ssl_context=ssl_context)
+        try:
+            server.start()
+        except OSError as exc:
+            raise RuntimeError(f"DICOM SCP cannot listen on {self.settings.host}:{port}"
+                               f"{' (TLS)' if ssl_context else ''}: {exc.strerror or exc}") from exc
+        if ssl_context is not None:
+            log.info("DICOM SCP listening for TLS on %s:%d", self.settings.host, server.port)
+        return server
+
+    @property
+    def tls_port(self) -> int | None:
+        """The TLS listener's bound port (None without one)."""
+        return self._tls_server.port if self._tls_server is not None else None
 
     @property
     def port(self) -> int:
@@ -127,8 +148,11 @@ class DicomAdapter:
             self._drain(self.settings.drain_seconds)
         with self._lock:
             server, self._server = self._server, None
+            tls_server, self._tls_server = self._tls_server, None
         if server is None:
             return
+        if tls_server is not None:
+            tls_server.stop()
         # Not under self._lock: the connection and closer threads take it on their way out.
         server.stop()
         self._stopping.set()
@@ -180,7 +204,7 @@ class DicomAdapter:
             admitted = len(self._admitted)
         out = {"running": server is not None, "ready": server is not None and not self._draining,
                "draining": self._draining, "ae_title": self.settings.ae_title,
-               "port": self.port, "associations_active": admitted, "connections_open": connections,
+               "port": self.port, "tls_port": self.tls_port, "associations_active": admitted, "connections_open": connections,
                "max_associations": self.settings.max_associations, "groups_open": self.groups.open_count(),
                "groups": self.groups.snapshot(), **counters,
                "rejects": counters["associations_rejected"] + counters["store_failures"]
@@ -223,7 +247,7 @@ class DicomAdapter:
                 else:
                     self._admitted.add(id(assoc))
             self._counters["associations_rejected" if rj else "associations_accepted"] += 1
-        audit.line("REJECT" if rj else "ACCEPT", assoc.peer, assoc.calling_ae, assoc.called_ae, reason)
+        audit.line("REJECT" if rj else "ACCEPT", assoc.peer, assoc.calling_ae, assoc.called_ae, reason, assoc.tls)
         return rj, reason
 
     def on_malformed_request(self, peer: str, reason: str) -> None:

@@ -22,8 +22,11 @@ def detach(handler: logging.Handler) -> None:
     handler.close()
 
 
-def line(action: str, peer: str, calling: str, called: str, reason: str = "") -> None:
+def line(action: str, peer: str, calling: str, called: str, reason: str = "", tls: str | None = None) -> None:
+    """`tls`: None for a plain association, else the client certificate's subject ("" for none)."""
     text = f"{action} peer={peer} calling_ae={calling!r} called_ae={called!r}"
+    if tls is not None:
+        text += f" tls={tls or 'no client certificate'!r}"
     if reason:
         text += f" reason={reason!r}"
     audit_log.info(text)

@@ -11,6 +11,7 @@ crash of this agent and go back to PENDING.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -22,6 +23,7 @@ from sqlalchemy import func, select, update
 from claractl.platform.config import PlatformConfig
 from claractl.platform.dicom.access import AccessControl
 from claractl.platform.dicom.scu import Peer, SendResult, is_dicom_file, send_files
+from claractl.platform.dicom.tls import TlsConfigError, client_context
 from claractl.platform.store import Store
 from claractl.platform.store.models import ExportState, ExportTask, Job, JobState
 from claractl.platform.store.retry import retry_transient
@@ -60,6 +62,7 @@ class DicomExportAgent:
         self._lock = threading.Lock()
         self._stats = {"tasks_succeeded": 0, "tasks_failed": 0, "attempts_failed": 0, "files_sent": 0}
         self._current: str | None = None
+        self._tls_context: ssl.SSLContext | None = None
 
     def start(self) -> None:
         with self._lock:
@@ -193,7 +196,11 @@ class DicomExportAgent:
                                 f"destination {destination!r} is not configured")
             return
         todo = {k: p for k, p in files.items() if not str(file_status.get(k, "")).startswith(SUCCESS_PREFIX)}
-        peer = Peer(dest.ae_title, dest.host, dest.port)
+        try:
+            peer = Peer(dest.ae_title, dest.host, dest.port, self._tls() if dest.tls else None)
+        except TlsConfigError as exc:
+            self._retry_or_fail(task_id, attempts, max_attempts, file_status, str(exc))
+            return
         names = {p: k for k, p in todo.items()}
         progress = _Progress(self.store, task_id)
         results: list[SendResult] = send_files(peer, list(todo.values()), calling_ae=self.calling_ae,
@@ -220,6 +227,12 @@ class DicomExportAgent:
             first = file_status[failed[0]]
             self._retry_or_fail(task_id, attempts, max_attempts, file_status,
                                 f"{len(failed)} of {len(files)} files not accepted by {destination} ({peer}): {first}")
+
+    def _tls(self) -> ssl.SSLContext:
+        """The client context for TLS destinations, made once (the settings need a restart to change)."""
+        if self._tls_context is None:
+            self._tls_context = client_context(self.config.dicom)
+        return self._tls_context
 
     def _retry_or_fail(self, task_id: str, attempts: int, max_attempts: int, file_status: dict, message: str) -> None:
         with self._lock:

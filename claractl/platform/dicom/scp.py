@@ -19,6 +19,7 @@ import functools
 import logging
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from pynetdicom.pdu_primitives import (
     SCP_SCU_RoleSelectionNegotiation,
 )
 from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
+
+from claractl.platform.dicom.tls import peer_subject
 
 log = logging.getLogger("claractl.dicom")
 
@@ -73,6 +76,7 @@ class Association:
     called_ae: str
     peer_host: str
     peer_port: int
+    tls: str | None = None        # over TLS: the client certificate's subject ("" without one)
 
     @property
     def peer(self) -> str:
@@ -257,6 +261,7 @@ class _Connection:
         self.peer_max = 0
         self.command = bytearray()
         self.pending: tuple[int, StoreRequest, StoreSink] | None = None   # (context, request, sink)
+        self.tls_subject: str | None = None      # set by _secure() on a TLS listener
 
     @property
     def peer(self) -> str:
@@ -266,6 +271,8 @@ class _Connection:
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # responses must not wait for ACKs
             self.sock.settimeout(self.scp.acse_timeout)
+            if self.scp.ssl_context is not None and not self._secure():
+                return
             self._associate()
             if self.assoc is None:
                 return
@@ -290,6 +297,18 @@ class _Connection:
                 self.pending = None
             if self.assoc is not None:
                 self.scp.handler.on_closed(self.assoc)
+
+    def _secure(self) -> bool:
+        """The TLS handshake (within the ACSE timeout); a sender that fails it is told nothing more."""
+        try:
+            tls = self.scp.ssl_context.wrap_socket(self.sock, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            self.scp.handler.on_malformed_request(self.peer, f"TLS handshake failed: {exc}")
+            return False
+        self.scp.swap_socket(self.sock, tls)
+        self.sock = tls
+        self.tls_subject = peer_subject(tls)
+        return True
 
     def _send(self, data: bytes) -> None:
         try:
@@ -333,7 +352,7 @@ class _Connection:
             self.scp.handler.on_malformed_request(self.peer, f"protocol version 0x{offer.protocol_version:04X}")
             self._send(_reject_pdu(*REJECT_PROTOCOL_VERSION))
             return
-        assoc = Association(offer.calling_ae, offer.called_ae, self.peer_host, self.peer_port)
+        assoc = Association(offer.calling_ae, offer.called_ae, self.peer_host, self.peer_port, self.tls_subject)
         rejection, _ = self.scp.handler.on_associate(assoc)     # asked every time, never cached
         if rejection is not None:
             self._send(_reject_pdu(*rejection))
@@ -448,19 +467,28 @@ class _RequestHandler(socketserver.BaseRequestHandler):
         scp = self.server.scp
         with scp._lock:
             scp._sockets.add(self.request)
+        connection = _Connection(scp, self.request, self.client_address)
         try:
-            _Connection(scp, self.request, self.client_address).serve()
+            connection.serve()
         finally:
             with scp._lock:
                 scp._open -= 1
                 scp._sockets.discard(self.request)
+                scp._sockets.discard(connection.sock)
+            if connection.sock is not self.request:      # the TLS socket: closed here, the server
+                try:                                     # closes only the one it accepted
+                    connection.sock.close()
+                except OSError:
+                    pass
 
 
 class StoreSCP:
     def __init__(self, handler: ScpHandler, host: str, port: int, *, storage_sop_classes: list[str],
                  transfer_syntaxes: list[str], max_connections: int = 125, max_pdu: int = 4 * 1024 * 1024,
-                 acse_timeout: float = 30, network_timeout: float = 60) -> None:
+                 acse_timeout: float = 30, network_timeout: float = 60,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.ssl_context = ssl_context          # a TLS listener: every connection starts with the handshake
         self.address = (host, port)
         self.supported_contexts = _supported_contexts(storage_sop_classes, transfer_syntaxes)
         self.max_connections = max_connections
@@ -486,6 +514,12 @@ class StoreSCP:
             if len(raw) > MAX_REMEMBERED_RQ:     # bounded memory: 64 × 64 KiB at most
                 return make_offer(raw, self.supported_contexts, self.max_pdu)
             return self._offers(raw)
+
+    def swap_socket(self, old: socket.socket, new: socket.socket) -> None:
+        """After the TLS handshake the connection's socket object is a new one: stop() must reach it."""
+        with self._lock:
+            self._sockets.discard(old)
+            self._sockets.add(new)
 
     def start(self) -> None:
         self._server = _Server(self, self.address)

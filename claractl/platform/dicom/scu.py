@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.filereader import read_file_meta_info
@@ -35,9 +37,10 @@ class Peer:
     ae_title: str
     host: str
     port: int
+    tls: ssl.SSLContext | None = field(default=None, compare=False)    # DICOM over TLS (tls.client_context)
 
     def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
+        return f"{self.ae_title}@{self.host}:{self.port}" + (" (TLS)" if self.tls else "")
 
 
 def parse_peer(text: str) -> Peer:
@@ -127,7 +130,8 @@ def associate(ae: AE, peer: Peer) -> Attempt:
         received.append(event.pdu)
 
     assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title,
-                         evt_handlers=[NODELAY_HANDLER, (evt.EVT_PDU_RECV, keep)])
+                         evt_handlers=[NODELAY_HANDLER, (evt.EVT_PDU_RECV, keep)],
+                         tls_args=(peer.tls, peer.host) if peer.tls is not None else None)
     assoc.unbind(evt.EVT_PDU_RECV, keep)     # only the establishment PDUs are of interest
     if assoc.is_established:
         hand_back_responses(assoc)
@@ -138,7 +142,24 @@ def associate(ae: AE, peer: Peer) -> Attempt:
                                   f"reason {rj.reason_diagnostic}: {why})")
     if received:
         return Attempt(assoc, failure="association aborted by peer")
+    if peer.tls is not None and (why := _tls_failure(peer)):
+        return Attempt(assoc, failure=why)
     return Attempt(assoc, failure="cannot connect (connection refused, closed, unreachable or timed out)")
+
+
+def _tls_failure(peer: Peer) -> str | None:
+    """Why a TLS connection to the peer fails, when it is the handshake (pynetdicom reports any
+    failure as a connection error): "TLS handshake failed: certificate verify failed: …"."""
+    try:
+        with socket.create_connection((peer.host, peer.port), timeout=10) as raw:
+            with peer.tls.wrap_socket(raw, server_hostname=peer.host):
+                return None
+    except ssl.SSLCertVerificationError as exc:
+        return f"TLS handshake failed: certificate verify failed: {exc.verify_message}"
+    except ssl.SSLError as exc:
+        return f"TLS handshake failed: {exc.reason or exc}"
+    except OSError:
+        return None
 
 
 def echo(peer: Peer, calling_ae: str = "CLARACTL") -> str:

@@ -49,8 +49,13 @@ def _v3(conn: Connection) -> None:
     _add_column(conn, "jobs", "input_payloads", "JSON")
 
 
+def _v4(conn: Connection) -> None:
+    """DICOM over TLS: a destination may require it."""
+    _add_column(conn, "destinations", "tls", "BOOLEAN", "false")
+
+
 # STEPS[i] upgrades version i+1 → i+2.
-STEPS: list[Callable[[Connection], None]] = [_v2, _v3]
+STEPS: list[Callable[[Connection], None]] = [_v2, _v3, _v4]
 SCHEMA_VERSION = len(STEPS) + 1
 
 

@@ -131,6 +131,7 @@ class Destination(Base):
     ae_title: Mapped[str] = mapped_column(String(16))
     host: Mapped[str] = mapped_column(String(255))
     port: Mapped[int] = mapped_column(Integer)
+    tls: Mapped[bool | None] = mapped_column(nullable=True, default=False)   # v4: DICOM over TLS
     owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -103,7 +103,7 @@ _simple_crud("AE title", "/ae-titles", AETitle, "ae_title", AETitleIn, AETitleOu
 _simple_crud("source", "/sources", Source, "name", SourceIn, SourceOut,
              ["name", "ae_title", "host", "owner", "created_at", "updated_at"], NamePath)
 _simple_crud("destination", "/destinations", Destination, "name", DestinationIn, DestinationOut,
-             ["name", "ae_title", "host", "port", "owner", "created_at", "updated_at"], NamePath)
+             ["name", "ae_title", "host", "port", "tls", "owner", "created_at", "updated_at"], NamePath)
 
 
 @router.get("/config", tags=["platform"])
