@@ -25,6 +25,7 @@ from claractl.platform.engine.services import ServiceError, ServiceManager
 from claractl.platform.store import Store
 from claractl.platform.store import changes
 from claractl.platform.store.exports import create_export_task
+from claractl.platform.store.retry import retry_transient
 from claractl.platform.store.models import Job, JobState, JobStatus, OperatorRun, Pipeline, utcnow
 
 log = logging.getLogger("claractl.engine")
@@ -55,6 +56,7 @@ class JobRunner:
         self.services = services
         self.stop_reason: str | None = None
         self._stop = threading.Event()
+        self._leaving = threading.Event()        # shutdown or detach: store writes stop retrying
         self._changed = threading.Event()     # an operator exited, or a stop was requested
         self.thread = threading.Thread(target=self._run_safely, name=f"job-{job_id[:8]}", daemon=True)
 
@@ -64,18 +66,32 @@ class JobRunner:
     def request_stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+        if reason != Stop.CANCEL:
+            self._leaving.set()
         self._stop.set()
         self._changed.set()
 
     # -- helpers -------------------------------------------------------------------------------
+    def _write(self, write: Callable[[], Any]) -> Any:
+        """A store write of this job, tried again while the store is away (PostgreSQL restarting,
+        the disk full): a job must not be left RUNNING, or FAULTED, by a passing outage. Given up
+        when the engine stops — the next start recovers the job from the store."""
+        return retry_transient(write, stopping=self._leaving, what=f"job {self.job_id}")
+
     def _update_op(self, name: str, **fields: Any) -> None:
-        with self.store.session() as s:
-            run = s.query(OperatorRun).filter_by(job_id=self.job_id, name=name).one()
-            for k, v in fields.items():
-                setattr(run, k, v)
+        def write() -> None:
+            with self.store.session() as s:
+                run = s.query(OperatorRun).filter_by(job_id=self.job_id, name=name).one()
+                for k, v in fields.items():
+                    setattr(run, k, v)
+        self._write(write)
 
     def _finish(self, status: str, message: str | None, op_updates: dict[str, dict[str, Any]],
                 definition: dict[str, Any] | None = None, payload: Path | None = None) -> None:
+        self._write(lambda: self._record_finish(status, message, op_updates, definition, payload))
+
+    def _record_finish(self, status: str, message: str | None, op_updates: dict[str, dict[str, Any]],
+                       definition: dict[str, Any] | None, payload: Path | None) -> None:
         with self.store.session() as s:
             job = s.get(Job, self.job_id)
             for run in job.operators:
@@ -98,6 +114,9 @@ class JobRunner:
 
     def _requeue(self) -> None:
         """Platform shutdown: the job goes back to the queue, not counted as an attempt."""
+        self._write(self._record_requeue)
+
+    def _record_requeue(self) -> None:
         with self.store.session() as s:
             job = s.get(Job, self.job_id)
             job.state = JobState.PENDING
@@ -152,13 +171,16 @@ class JobRunner:
                 self.services.release(self.job_id)
             self.on_done(self.job_id)
 
-    def _run(self) -> None:
+    def _snapshot(self) -> dict[str, Any]:
         with self.store.session() as s:
             job = s.get(Job, self.job_id)
-            snapshot = dict(definition=job.definition, variables=job.variables or {}, name=job.name,
-                            pipeline=job.pipeline_name, payload_id=job.payload_id,
-                            timeout=job.timeout or self.config.engine.job_timeout,
-                            started_at=job.started_at or utcnow())
+            return dict(definition=job.definition, variables=job.variables or {}, name=job.name,
+                        pipeline=job.pipeline_name, payload_id=job.payload_id,
+                        timeout=job.timeout or self.config.engine.job_timeout,
+                        started_at=job.started_at or utcnow())
+
+    def _run(self) -> None:
+        snapshot = self._write(self._snapshot)
         payload = self.config.payloads_dir / snapshot["payload_id"]
         try:
             definition = resolve(snapshot["definition"], snapshot["variables"])
