@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds claractl's container images: the platform (Dockerfile) and every bundled operator
-# (operators/*/Dockerfile), with docker (when `docker info` works), else buildah, else podman;
-# as root on Debian with none of them, it installs buildah with apt-get.
+# Builds claractl's container images: the platform (Dockerfile), every bundled operator
+# (operators/*/Dockerfile) and PostgreSQL for high availability (images/postgresql/Dockerfile),
+# with docker (when `docker info` works), else buildah, else podman; as root on Debian with none
+# of them, it installs buildah with apt-get.
 #
 #   scripts/build-images.sh [--oci-dir DIR] [--only NAME]... [--base IMAGE|local] [--tag TAG]
 #                           [--repo REPO] [--tool docker|podman|buildah] [--force] [--list]
@@ -11,7 +12,9 @@
 #   --only NAME    build only this image (platform, ai-inference, dicom-reader, ...); repeatable
 #   --base IMAGE   the Dockerfiles' BASE_IMAGE (default docker.io/library/python:3.11-slim-bookworm);
 #                  `local`: a base made here from Debian 12 packages (mmdebstrap), also used when
-#                  no registry answers. Environment: CLARA_IMAGE_BASE.
+#                  no registry answers. Environment: CLARA_IMAGE_BASE. The postgresql image's base
+#                  is the official postgres:15-bookworm, or with a local base Debian 12's
+#                  postgresql-15 package (CLARA_POSTGRES_BASE=IMAGE|local to choose).
 #   --tag TAG      image tag (default claractl.__version__); --repo REPO: default docker.io/claractl
 #   --force        rebuild even when an image's inputs are unchanged
 #   --list         print NAME REFERENCE DOCKERFILE of each image and exit
@@ -60,6 +63,7 @@ for f in operators/*/Dockerfile; do
   [ -n "$image" ] || die "$(dirname "$f")/operator.yaml: no container.image claractl/NAME"
   names+=("$image") dockerfiles+=("$f")
 done
+names+=(postgresql) dockerfiles+=(images/postgresql/Dockerfile)     # not Python: a base of its own
 selected=()
 for i in "${!names[@]}"; do
   if [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" ${names[$i]} "* ]]; then selected+=("$i"); fi
@@ -180,6 +184,42 @@ make_local_base() {
   esac
   rm -f "$work/rootfs.tar"
 }
+# PostgreSQL from Debian 12's package, arranged like the official image: user postgres is 999,
+# /var/lib/postgresql/data belongs to it, and no cluster is made (the chart's script runs initdb).
+PG_DEFAULT_BASE=docker.io/library/postgres:15-bookworm
+PG_LOCAL_PACKAGES=postgresql-15,passwd,ca-certificates
+make_local_pg_base() {
+  local recipe
+  recipe="bookworm essential merged-usr $PG_LOCAL_PACKAGES uid999 $MIRROR $SECURITY_MIRROR"
+  pg_base=localhost/claractl-postgresql-base:bookworm-$(printf %s "$recipe" | sha256sum | cut -c1-12)
+  image_exists "$pg_base" && return
+  command -v mmdebstrap >/dev/null || apt_install mmdebstrap ||
+    die "a local PostgreSQL base needs mmdebstrap (apt-get install mmdebstrap), or CLARA_POSTGRES_BASE=IMAGE"
+  log "making the local base image $pg_base from Debian 12's postgresql-15 (mmdebstrap, about a minute)"
+  mmdebstrap --quiet --variant=essential --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+    --aptopt='APT::Install-Recommends "false"' --include="$PG_LOCAL_PACKAGES" \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --customize-hook='chroot "$1" sh -c "groupmod -g 999 postgres && usermod -u 999 -g 999 postgres"' \
+    --customize-hook='rm -rf "$1"/var/lib/postgresql/15 "$1"/etc/postgresql/15' \
+    --customize-hook='mkdir -p "$1"/var/lib/postgresql/data "$1"/var/run/postgresql' \
+    --customize-hook='chroot "$1" chown -R 999:999 /var/lib/postgresql /var/run/postgresql /var/log/postgresql' \
+    bookworm "$work/pg-rootfs.tar" "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
+    "deb $SECURITY_MIRROR bookworm-security main" > "$logs/postgresql-base.log" 2>&1 ||
+    { tail -20 "$logs/postgresql-base.log" >&2; die "mmdebstrap failed (whole output: $logs/postgresql-base.log)"; }
+  local path=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  case $tool in
+    buildah)
+      local c; c=$(buildah from scratch)
+      buildah add --quiet "$c" "$work/pg-rootfs.tar" / >/dev/null
+      buildah config --env PATH=$path --env LANG=C.UTF-8 --cmd postgres "$c"
+      buildah commit --quiet --rm "$c" "$pg_base" >/dev/null ;;
+    *) "$tool" import --change "ENV PATH=$path" --change "ENV LANG=C.UTF-8" --change 'CMD ["postgres"]' \
+         "$work/pg-rootfs.tar" "$pg_base" >/dev/null ;;
+  esac
+  rm -f "$work/pg-rootfs.tar"
+}
+
 base_args=()
 case $base in
   local) make_local_base ;;
@@ -195,6 +235,22 @@ esac
 [ "$base" = "$DEFAULT_BASE" ] || base_args=(--build-arg "BASE_IMAGE=$base")
 base_id=$(image_id "$base") || die "base image $base: not found"
 log "base image $base (${base_id:0:12})"
+
+# The postgresql image's base (only when it is to be built): official, or local like the rest.
+pg_base=${CLARA_POSTGRES_BASE:-} pg_base_args=() pg_base_id=
+if [[ " ${selected[*]} " == *" $((${#names[@]} - 1)) "* ]]; then
+  case $pg_base in
+    local) make_local_pg_base ;;
+    '') if [[ $base == localhost/claractl-base:* ]]; then make_local_pg_base    # no registry here
+        elif image_exists "$PG_DEFAULT_BASE"; then pg_base=$PG_DEFAULT_BASE
+        else log "pulling $PG_DEFAULT_BASE"; "$tool" pull -q "$PG_DEFAULT_BASE" >/dev/null; pg_base=$PG_DEFAULT_BASE
+        fi ;;
+    *) image_exists "$pg_base" || { log "pulling $pg_base"; "$tool" pull -q "$pg_base" >/dev/null; } ;;
+  esac
+  [ "$pg_base" = "$PG_DEFAULT_BASE" ] || pg_base_args=(--build-arg "BASE_IMAGE=$pg_base")
+  pg_base_id=$(image_id "$pg_base") || die "base image $pg_base: not found"
+  log "postgresql base image $pg_base (${pg_base_id:0:12})"
+fi
 
 # -- this machine's pip settings (local wheel folders, index, CA bundle, constraints) -----------------
 pip_args=() pip_digest=none
@@ -220,7 +276,12 @@ started=$SECONDS
 for i in "${selected[@]}"; do
   name=${names[$i]} dockerfile=${dockerfiles[$i]}
   ref=$repo/$name:$tag
-  inputs=$(python3 scripts/image_inputs.py digest . "$dockerfile" "base=$base_id" "pip=$pip_digest" "ref=$ref")
+  if [ "$name" = postgresql ]; then
+    image_base=$pg_base image_base_id=$pg_base_id image_base_args=("${pg_base_args[@]}")
+  else
+    image_base=$base image_base_id=$base_id image_base_args=("${base_args[@]}")
+  fi
+  inputs=$(python3 scripts/image_inputs.py digest . "$dockerfile" "base=$image_base_id" "pip=$pip_digest" "ref=$ref")
   archive=${oci_dir:+$oci_dir/claractl-$name.oci.tar}
   t0=$SECONDS state=
   if [ $force = 0 ] && [ -n "$archive" ] && [ -f "$archive" ] &&
@@ -232,8 +293,8 @@ for i in "${selected[@]}"; do
     else
       old_id=$(image_id "$ref" || true)
       log "$name: building $ref from $dockerfile (output: $logs/$name.log)"
-      if ! "$tool" build "${build_flags[@]}" "${base_args[@]}" "${pip_args[@]}" \
-          --label "$LABEL=$inputs" --label "dev.claractl.base=$base" \
+      if ! "$tool" build "${build_flags[@]}" "${image_base_args[@]}" "${pip_args[@]}" \
+          --label "$LABEL=$inputs" --label "dev.claractl.base=$image_base" \
           --label "org.opencontainers.image.version=$version" \
           --label "org.opencontainers.image.title=claractl $name" \
           -f "$dockerfile" -t "$ref" . > "$logs/$name.log" 2>&1; then

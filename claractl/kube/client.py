@@ -45,11 +45,12 @@ KINDS = {k.kind: k for k in [
     Kind("rbac.authorization.k8s.io/v1", "Role", "roles"),
     Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
     Kind("networking.k8s.io/v1", "Ingress", "ingresses"),
+    Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Kind("coordination.k8s.io/v1", "Lease", "leases"),
 ]}
 # Kinds listed when reading a project's inventory (what the charts can render).
 INVENTORY_KINDS = ["ConfigMap", "Secret", "Service", "ServiceAccount", "PersistentVolumeClaim",
-                   "Deployment", "StatefulSet", "Role", "RoleBinding", "Ingress"]
+                   "Deployment", "StatefulSet", "Role", "RoleBinding", "Ingress", "PodDisruptionBudget"]
 
 
 def kind_of(obj: dict[str, Any]) -> Kind:

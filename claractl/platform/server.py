@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 import uvicorn
+from sqlalchemy.exc import OperationalError
 
 from claractl.platform.api import ApiContext, create_app
 from claractl.platform.api.auth import ensure_token
@@ -46,6 +47,8 @@ OPTIONAL_COMPONENTS: dict[str, tuple[str, Any]] = {
     "clara-api": ("claractl.platform.clara_api:ClaraApiServer", lambda c: c.api.grpc_port is not None),
 }
 
+
+DATABASE_WAIT = 100.0      # s a starting platform waits for its database server (under the pod's startup probe)
 
 # Roles a process can take (`platform serve --roles`); one process takes them all by default.
 # With several processes (high availability on kubernetes) each runs its role's components.
@@ -102,7 +105,7 @@ class Platform:
         cfg = self.config
         for d in (cfg.payloads_dir, cfg.models_dir, cfg.logs_dir):
             d.mkdir(parents=True, exist_ok=True)
-        found = self.store.create_all()
+        found = self._open_store()
         log.info("store %s ready (schema was %s)", _redact_url(self.store.url), found or "new")
         try:
             for name in ("inference",):
@@ -114,6 +117,20 @@ class Platform:
         except BaseException:
             self.stop_components()
             raise
+
+    def _open_store(self, wait: float = DATABASE_WAIT) -> int:
+        """Create or upgrade the schema. A database server may still be starting (its pod beside
+        ours, or restarting): wait for it up to `wait` s, saying so, rather than exit."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self.store.create_all()
+            except OperationalError as exc:
+                if self.store.url.startswith("sqlite") or time.monotonic() > deadline:
+                    raise
+                log.warning("database %s not reachable yet (%s); retrying", _redact_url(self.store.url),
+                            str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__)
+                time.sleep(2)
 
     def _leader_components(self, adopt: bool) -> dict[str, Any]:
         """The engine; where processes share the state (high availability) the DICOM export agent

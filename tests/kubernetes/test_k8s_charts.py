@@ -15,7 +15,7 @@ from claractl.targets.kubernetes.values import RELEASE, charts_dir, values_for
 from conftest import Secret, blueprint_services, make_project
 
 KUBE_VERSIONS = ["1.30.0", "1.33.0"]
-CHARTS = ["platform", "dicom-adapter", "triton", "render"]
+CHARTS = ["platform", "dicom-adapter", "triton", "render", "postgresql"]
 
 
 def edge_services() -> list[tuple[str, dict]]:
@@ -32,6 +32,7 @@ def edge_services() -> list[tuple[str, dict]]:
         ("minimal", {"platform": {}, "dicom-adapter": {"enabled": False}, "triton": {"enabled": False},
                      "render": {"enabled": False}}),
         ("external-triton", {**base(), "triton": {"url": "triton.ml:8000"}}),
+        ("high-availability", {**base(), "platform": {"high-availability": True, "database": "postgresql"}}),
     ]
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from claractl.project.model import Project, Secret
 from claractl.targets.kubernetes.manifests import DesiredObject, desired_objects
-from claractl.targets.kubernetes.values import DATABASE_SECRET, TOKEN_SECRET
+from claractl.targets.kubernetes.values import DATABASE_SECRET, POSTGRESQL_SECRET, TOKEN_SECRET, own_postgresql
 
 
 def manifests_by_service(project: Project) -> dict[str, list[DesiredObject]]:
@@ -54,4 +54,6 @@ def secrets_to_create(project: Project) -> list[str]:
     if isinstance(platform.get("api-token"), Secret) or not platform.get("api-token"):
         # a token from ${env:…}, or none (claractl apply generates one; GitOps has no apply)
         needed.append(f"{TOKEN_SECRET} (key token)")
+    if own_postgresql(project):
+        needed.append(f"{POSTGRESQL_SECRET} (key password: letters and digits, it goes into the database URL)")
     return needed

@@ -72,13 +72,18 @@ def desired_objects(project: Project, reveal_secrets: bool = False) -> list[Desi
     return result
 
 
-def generated_token_secret(project: Project, token: str) -> DesiredObject:
-    """The platform's API token when the project gives none: claractl generates one on the first
-    apply and keeps it (the platform reads it from this Secret; claractl and the operator Jobs that
-    call the platform API read it from here too). Never rendered for GitOps (see gitops.py)."""
+def generated_secret(project: Project, service: str, name: str, key: str, value: str) -> DesiredObject:
+    """A Secret claractl generates on the first apply and keeps (a new value would lock the
+    platform out): the API token when the project gives none (the platform, claractl and operator
+    Jobs read it), the project's PostgreSQL password (server and platform read it). Never rendered
+    for GitOps (see gitops.py)."""
     secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-              "metadata": {"name": TOKEN_SECRET, "labels": {"app.kubernetes.io/name": "platform",
-                                                            "app.kubernetes.io/instance": RELEASE,
-                                                            "app.kubernetes.io/part-of": "clara"}},
-              "stringData": {"token": token}}
-    return DesiredObject("platform", label_inventory(secret, project.name, "platform", namespace_of(project)))
+              "metadata": {"name": name, "labels": {"app.kubernetes.io/name": service,
+                                                    "app.kubernetes.io/instance": RELEASE,
+                                                    "app.kubernetes.io/part-of": "clara"}},
+              "stringData": {key: value}}
+    return DesiredObject(service, label_inventory(secret, project.name, service, namespace_of(project)))
+
+
+def generated_token_secret(project: Project, token: str) -> DesiredObject:
+    return generated_secret(project, "platform", TOKEN_SECRET, "token", token)

@@ -1,11 +1,13 @@
 """How the kubernetes target orders, waits for and replaces objects — as data, kapp-style.
 
 - `CHANGE_GROUPS`: kind → group. Creates and updates run group by group (what others reference
-  first: RBAC, config, storage; then Services; then the workloads that use them); deletes run the
-  groups in reverse. Objects of one group run in parallel.
+  first: RBAC, config, storage; then Services; then stateful backends (the PostgreSQL
+  StatefulSet); then the workloads that use them); deletes run the groups in reverse. Objects of
+  one group run in parallel.
 - `WAITED_KINDS`: kinds an apply waits for (readiness rules in claractl/kube/wait.py).
 - `IMMUTABLE`: fields the API server refuses to change in place (422); a change to one plans as
   a replace (delete, wait until gone, create) with the reason shown.
+- `rollout_note`: which pods an update restarts, and how (`plan` shows it with the change).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ CHANGE_GROUPS = {
     "Namespace": 0, "ServiceAccount": 0, "Role": 0, "RoleBinding": 0, "ConfigMap": 0, "Secret": 0,
     "PersistentVolumeClaim": 0, "PodDisruptionBudget": 0, "Lease": 0,
     "Service": 1, "Ingress": 1,
-    "Deployment": 2, "StatefulSet": 2, "Job": 2,
+    "StatefulSet": 2,                 # databases: ready before the workloads that connect to them
+    "Deployment": 3, "Job": 3,
 }
-LAST_GROUP = 2
+LAST_GROUP = 3
 
 WAITED_KINDS = ("Deployment", "StatefulSet", "Job")
 
@@ -61,3 +64,22 @@ def replace_reason(kind: str, paths: list[tuple]) -> str | None:
             if tuple(parts[:len(prefix)]) == prefix:
                 return f"{why}: .{'.'.join(prefix)}"
     return None
+
+
+def rollout_note(manifest: dict, paths: list[tuple]) -> str | None:
+    """What an update of these field paths does to running pods: a change under the pod template
+    (the platform's settings are in its checksum annotation) replaces every pod of a workload."""
+    kind, spec = manifest.get("kind"), manifest.get("spec") or {}
+    if kind not in ("Deployment", "StatefulSet") or not any(tuple(p[:2]) == ("spec", "template") for p in paths):
+        return None
+    name, replicas = manifest["metadata"]["name"], int(spec.get("replicas", 1))
+    pods = f"{replicas} pod{'s' if replicas != 1 else ''}"
+    if kind == "StatefulSet":
+        return f"restarts its {pods} one at a time ({name} is down while {'each' if replicas > 1 else 'it'} restarts)"
+    strategy = spec.get("strategy") or {}
+    if strategy.get("type") == "Recreate":
+        return f"restarts its pod: {name} is down until the new pod is ready (strategy Recreate)"
+    unavailable = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", "25%")
+    if unavailable in (0, "0", "0%"):
+        return f"rolls {pods} one at a time, each new pod ready before an old one stops ({name} stays up)"
+    return f"rolls {pods}, up to {unavailable} of them unavailable at a time"

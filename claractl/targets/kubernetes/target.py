@@ -45,8 +45,8 @@ from claractl.project.model import Project, Secret
 from claractl.targets.base import LockHeld, LockInfo, Target
 from claractl.targets.kubernetes import rules
 from claractl.targets.kubernetes.helm import HelmError
-from claractl.targets.kubernetes.manifests import desired_objects, generated_token_secret
-from claractl.targets.kubernetes.values import TOKEN_SECRET, namespace_of
+from claractl.targets.kubernetes.manifests import desired_objects, generated_secret, generated_token_secret
+from claractl.targets.kubernetes.values import POSTGRESQL_SECRET, TOKEN_SECRET, namespace_of, own_postgresql
 from claractl.targets.platform_objects import PlatformObjects
 
 WAIT_TIMEOUT = 300.0       # seconds per object (--timeout; CLARA_K8S_WAIT_TIMEOUT)
@@ -218,16 +218,17 @@ class KubernetesTarget(PlatformObjects, Target):
 
     def _api_token(self) -> str | None:
         """The platform's API token: the project's, else the one claractl generated into its Secret."""
-        return self._project_token() or self._generated_token()
+        return self._project_token() or self._generated("token")
 
-    def _generated_token(self) -> str | None:
-        """The token in the Secret claractl generated on the first apply (kept: a new one would
-        lock out the platform)."""
+    def _generated(self, what: str) -> str | None:
+        """The value in a Secret claractl generated on the first apply ("token": the API token,
+        "password": the project's PostgreSQL); kept, as a new one would lock the platform out."""
+        name, key = {"token": (TOKEN_SECRET, "token"), "password": (POSTGRESQL_SECRET, "password")}[what]
         try:
-            secret = self.rest().get(KINDS["Secret"], self.namespace, TOKEN_SECRET)
+            secret = self.rest().get(KINDS["Secret"], self.namespace, name)
         except KubeError as exc:
             raise TargetError(str(exc)) from None
-        value = ((secret or {}).get("data") or {}).get("token")
+        value = ((secret or {}).get("data") or {}).get(key)
         return base64.b64decode(value).decode() if value else None
 
     def manifests(self) -> dict[str, dict[str, Any]]:
@@ -238,8 +239,14 @@ class KubernetesTarget(PlatformObjects, Target):
             except (KubeError, HelmError) as exc:
                 raise TargetError(str(exc)) from None
             manifests = {o.address: o.manifest for o in objects}
+            generated = []
             if not self._project_token():       # no token in the project: claractl makes one
-                obj = generated_token_secret(self.project, self._generated_token() or secrets.token_urlsafe(32))
+                generated.append(generated_token_secret(self.project, self._generated("token")
+                                                        or secrets.token_urlsafe(32)))
+            if own_postgresql(self.project):    # hex: the password goes into the database URL as it is
+                generated.append(generated_secret(self.project, "postgresql", POSTGRESQL_SECRET, "password",
+                                                  self._generated("password") or secrets.token_hex(24)))
+            for obj in generated:
                 manifests[obj.address] = obj.manifest
             self._manifests = manifests
         return self._manifests
@@ -338,7 +345,14 @@ class KubernetesTarget(PlatformObjects, Target):
         super().refine(change)
 
     def change_note(self, change: Change) -> str | None:
-        """Name who changed a drifted field (or added list items): a plain apply stops at that conflict."""
+        """Which pods the update rolls, and who changed a drifted field (or added list items): a
+        plain apply stops at that conflict."""
+        manifest = self.manifests().get(change.address)
+        notes = [rules.rollout_note(manifest, [d.parts for d in change.diffs]) if manifest else None,
+                 self._drift_note(change)]
+        return "; ".join(n for n in notes if n) or None
+
+    def _drift_note(self, change: Change) -> str | None:
         live = self._live.get(change.address)
         if live is None:
             return None

@@ -7,6 +7,11 @@ policies, resources, service types) are in docs/kubernetes.md.
 
 Defaults fit a 2-CPU node: the platform requests 250m CPU, the embedded inference service 250m,
 so one operator Job of 1 CPU runs beside them. Triton with GPUs gets NVIDIA's image and 1 CPU.
+
+`services.platform.high-availability: true` renders the platform as three Deployments (API +
+dashboard, leader-elected engine, DICOM receivers; 100m CPU each by default) on PostgreSQL —
+`database: postgresql` deploys the postgresql chart (`services.postgresql`), its password in a
+Secret claractl generates (target.py), like the API token.
 """
 
 from __future__ import annotations
@@ -24,11 +29,17 @@ RELEASE = "clara"                      # release name: objects are named clara-<
 # What scripts/build-images.sh builds (a name without registry is docker.io's, as in any pod spec).
 PLATFORM_IMAGE = f"claractl/platform:{claractl.__version__}"
 PLATFORM_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
+# Each pod of a high-availability platform (six by default) does a third of the one pod's work.
+HA_PLATFORM_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}
+POSTGRESQL_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 EMBEDDED_TRITON_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "4Gi"}}
 TRITON_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}}
-SERVICES = ("platform", "dicom-adapter", "triton", "render")   # apply order
+POSTGRESQL_IMAGE = f"claractl/postgresql:{claractl.__version__}"
+SERVICES = ("postgresql", "platform", "dicom-adapter", "triton", "render")   # apply order
 DATABASE_SECRET = f"{RELEASE}-platform-database"
 TOKEN_SECRET = f"{RELEASE}-platform-api-token"
+POSTGRESQL_SECRET = f"{RELEASE}-postgresql"       # key "password"; claractl generates it (target.py)
+POSTGRESQL_HOST = f"{RELEASE}-postgresql"
 MODELS_CLAIM = f"{RELEASE}-triton-models"
 
 
@@ -49,9 +60,22 @@ def enabled_services(project: Project) -> list[str]:
         settings = services.get(name) or {}
         if name == "triton" and settings.get("url"):
             continue                          # an existing Triton: nothing to deploy
+        if name == "postgresql":
+            if own_postgresql(project):
+                enabled.append(name)
+            continue
         if name == "platform" or settings.get("enabled", True):
             enabled.append(name)
     return enabled
+
+
+def own_postgresql(project: Project) -> bool:
+    """`database: postgresql`: the project deploys its PostgreSQL (the postgresql chart)."""
+    return ((project.services or {}).get("platform") or {}).get("database") == "postgresql"
+
+
+def high_availability(project: Project) -> bool:
+    return bool(((project.services or {}).get("platform") or {}).get("high-availability"))
 
 
 def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict[str, Any]]:
@@ -101,7 +125,16 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
     platform_image = _image(platform.get("image") or PLATFORM_IMAGE, platform.get("image-pull-policy"))
     p["image"] = platform_image
     p["operatorImagePullPolicy"] = platform.get("operator-image-pull-policy", "IfNotPresent")
-    p["resources"] = _resources(platform.get("resources"), PLATFORM_RESOURCES)
+    ha = high_availability(project)
+    p["resources"] = _resources(platform.get("resources"), HA_PLATFORM_RESOURCES if ha else PLATFORM_RESOURCES)
+    if ha:
+        p["highAvailability"] = {
+            "enabled": True, "apiReplicas": int(platform.get("replicas", 2)),
+            "engineReplicas": int(platform.get("engine-replicas", 2)),
+            "dicomReplicas": int(dicom.get("replicas", 2)), "drainSeconds": int(dicom.get("drain-seconds", 600)),
+        }
+        # Every role's pods mount the state volume: on several nodes that takes ReadWriteMany.
+        p["persistence"]["data"]["accessModes"] = ["ReadWriteMany"]
     http_port, grpc_port = int(triton.get("http-port", 8000)), int(triton.get("grpc-port", 8001))
     if "triton" in enabled:
         p["inference"] = {"url": f"http://{RELEASE}-triton:{http_port}", "grpcUrl": f"{RELEASE}-triton:{grpc_port}"}
@@ -120,6 +153,9 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
         if dicom.get("node-port") is not None:
             svc["nodePort"] = int(dicom["node-port"])
         out["dicom-adapter"] = {**common, "service": svc}
+        if ha:                      # the receivers; one sender's associations stay on one of them
+            out["dicom-adapter"]["platformComponent"] = "dicom"
+            svc["sessionAffinity"] = True
 
     if "triton" in enabled:
         gpus = int(triton.get("gpus", 0))
@@ -129,7 +165,9 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
             "embedded": embedded,
             "gpus": gpus,
             "ports": {"http": http_port, "grpc": grpc_port},
-            "modelRepository": {"storageClass": storage_class},
+            # With high availability the platform's pods mount it on every node they run on.
+            "modelRepository": {"storageClass": storage_class,
+                                **({"accessModes": ["ReadWriteMany"]} if ha else {})},
             "embeddedImage": platform_image,
             "resources": _resources(triton.get("resources"),
                                     EMBEDDED_TRITON_RESOURCES if embedded else TRITON_RESOURCES),
@@ -142,6 +180,17 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
         port = int(render.get("port", 8080))
         out["render"] = {**common, "service": {"type": render.get("service-type", "ClusterIP"),
                                                "port": port, "targetPort": port}}
+        if ha:
+            out["render"]["platformComponent"] = "api"
+
+    if "postgresql" in enabled:
+        pg = services.get("postgresql") or {}
+        out = {"postgresql": {
+            **common, "image": _image(pg.get("image") or POSTGRESQL_IMAGE, pg.get("image-pull-policy")),
+            "auth": {"existingSecret": POSTGRESQL_SECRET},
+            "persistence": {"size": str(pg.get("storage-size", "10Gi")), "storageClass": storage_class},
+            "resources": _resources(pg.get("resources"), POSTGRESQL_RESOURCES),
+        }, **out}                     # first: the platform's pods wait for it (rules.py)
     return out
 
 
@@ -150,6 +199,8 @@ def _secret_text(value: Any) -> str:
 
 
 def _database_values(database: Any, reveal_secrets: bool) -> dict[str, Any]:
+    if database == "postgresql":          # the project's own (postgresql chart)
+        return {"type": "postgresql", "host": POSTGRESQL_HOST, "passwordSecret": POSTGRESQL_SECRET}
     if isinstance(database, Secret) or (isinstance(database, str) and "${env:" in database):
         if reveal_secrets:
             return {"type": "external", "url": _secret_text(database)}
