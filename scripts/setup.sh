@@ -16,6 +16,7 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v npm >/dev/null || need_apt+=(npm)
+command -v rsyslogd >/dev/null || need_apt+=(rsyslog rsyslog-openssl)   # the audit-repository peer (tests/audit)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -23,6 +24,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # Debian starts Orthanc as a service on install; tests run their own instances.
   (service orthanc stop || true) >/dev/null 2>&1
+  (service rsyslog stop || true) >/dev/null 2>&1      # likewise: tests run their own rsyslogd
 fi
 
 python=${CLARA_PYTHON:-}

@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "payloads",      # payloads create|upload|list|download|delete
     "models",        # models list|show|delete
     "dicom",         # dicom echo|send|status
+    "audit",         # audit (the platform's audit trail)
     "version",       # version
 ]
 

@@ -307,6 +307,12 @@ class PlatformClient:
                 raise TimeoutError(f"job {job_id} still {job['state']} after {timeout:g} s")
             time.sleep(interval)
 
+    # -- audit trail -----------------------------------------------------------------------------
+    def list_audit(self, **filters: Any) -> list[dict]:
+        """GET /audit: kind, actor, study_uid, job_id, since, until, failures, before_id, after_id, limit."""
+        params = {k: v for k, v in filters.items() if v is not None and v is not False}
+        return self._json("GET", f"{API}/audit", params=params)
+
     # -- export tasks (results service) --------------------------------------------------------
     def create_export_task(self, job_id: str, agent: str, files: list[str], destination: str | None = None,
                            max_attempts: int = 5) -> dict:

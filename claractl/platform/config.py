@@ -84,6 +84,17 @@ class RenderSettings:
 
 
 @dataclass
+class AuditSettings:
+    """The audit trail (always in the store) sent on as DICOM audit messages over syslog (docs/operations.md)."""
+    syslog: str = ""                     # "tcp://HOST:PORT" or "tls://HOST:PORT"; empty: not sent
+    syslog_ca_certificates: str = ""     # PEM: verifies the repository (default: the system's CAs)
+    syslog_certificate: str = ""         # PEM: our client certificate, when the repository asks for one
+    syslog_private_key: str = ""
+    source_id: str = ""                  # AuditSourceID (default claractl@<hostname>)
+    site_id: str = ""                    # AuditEnterpriseSiteID
+
+
+@dataclass
 class ClusterSettings:
     """Several platform processes sharing one state volume and one PostgreSQL store (the
     kubernetes target's high availability, docs/kubernetes.md). Off: one process owns it all."""
@@ -104,6 +115,7 @@ class PlatformConfig:
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     render: RenderSettings = field(default_factory=RenderSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     # Derived locations under the state dir.
     @property
@@ -161,7 +173,7 @@ class PlatformConfig:
             section_cls = {
                 "api": ApiSettings, "store": StoreSettings, "engine": EngineSettings,
                 "dicom": DicomSettings, "inference": InferenceSettings, "render": RenderSettings,
-                "cluster": ClusterSettings,
+                "cluster": ClusterSettings, "audit": AuditSettings,
             }[name]
             kwargs[name] = section_cls(**data.get(name, {}))
         return cls(**kwargs)

@@ -16,7 +16,10 @@ from typing import Any
 from claractl.platform.config import PlatformConfig
 
 # Settings the process binds or opens once: the API socket, the store, the executor kind.
-PROCESS_KEYS = {"api.host", "api.port", "store.database", "engine.executor"}
+PROCESS_KEYS = {"api.host", "api.port", "store.database", "engine.executor",
+                # the audit forwarder runs beside the engine (leader-elected where there are several)
+                "audit.syslog", "audit.syslog_ca_certificates", "audit.syslog_certificate",
+                "audit.syslog_private_key", "audit.source_id", "audit.site_id"}
 # Applied to the live engine: new admissions use them, running jobs keep theirs.
 ENGINE_KEYS = {"api.workers", "engine.cpu", "engine.memory", "engine.gpu", "engine.job_timeout",
                "engine.payload_retention", "engine.service_idle"}

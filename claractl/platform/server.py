@@ -139,6 +139,9 @@ class Platform:
         if self.config.cluster.shared_state and self.config.dicom.enabled:
             from claractl.platform.dicom.export import DicomExportAgent
             made["dicom-export"] = DicomExportAgent(self.config, self.store)
+        if self.config.audit.syslog:       # one sender of the audit trail per platform
+            from claractl.platform.audit.syslog import SyslogForwarder
+            made["audit-syslog"] = SyslogForwarder(self.config, self.store)
         return made
 
     def _start_engine_role(self) -> None:
@@ -254,6 +257,8 @@ class Platform:
                 log.info("component %s stopped", name)
             except Exception:
                 log.exception("component %s did not stop cleanly", name)
+        from claractl.platform.audit import trail
+        trail.flush(self.store)          # audit events still queued (associations, API writes)
         self.store.dispose()
 
     # -- API -----------------------------------------------------------------------------------

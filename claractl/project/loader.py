@@ -22,7 +22,9 @@ from claractl.project.model import (
     AETitleRef, DestinationRef, Diagnostic, Lifecycle, ModelRef, PipelineRef, Project, ProjectError,
     Secret, SourceRef, Target,
 )
-from claractl.project.offline_checks import check_hosts, check_models, check_paths, check_tls, confinement
+from claractl.project.offline_checks import (
+    SERVICE_FILES, check_hosts, check_models, check_paths, check_tls, confinement,
+)
 from claractl.project.pipeline import check_pipeline, with_defaults
 from claractl.project.placeholders import env_names, expand_env, walk_strings
 from claractl.project.schemas import schema_diagnostics
@@ -268,15 +270,15 @@ def _with_secrets(value: Any, secrets: dict[tuple, Secret], path: tuple) -> Any:
     return value
 
 
-TLS_FILES = ("certificate", "private-key", "ca-certificates")
-
-
-def _resolve_tls_files(data: dict[str, Any], root: Path) -> None:
-    """The DICOM TLS files are named relative to the project file; the platform runs elsewhere."""
-    tls = ((data.get("services") or {}).get("dicom-adapter") or {}).get("tls") or {}
-    for key in TLS_FILES:
-        if isinstance(tls.get(key), str):
-            tls[key] = str((root / tls[key]).resolve())
+def _resolve_service_files(data: dict[str, Any], root: Path) -> None:
+    """Certificate files (DICOM TLS, audit syslog) are named relative to the project file; the
+    platform runs elsewhere."""
+    for *section, key in SERVICE_FILES:
+        values: Any = data
+        for part in section:
+            values = values.get(part) if isinstance(values, dict) else None
+        if isinstance(values, dict) and isinstance(values.get(key), str):
+            values[key] = str((root / values[key]).resolve())
 
 
 def _lifecycle(item: dict[str, Any]) -> Lifecycle:
@@ -291,7 +293,7 @@ def _build(path: Path, doc: Document, root: Path, secrets: dict[tuple, Secret],
     if isinstance(state_dir, str):
         target_data["local"]["state-dir"] = str((root / state_dir).resolve())
     target = Target(type=target_data["type"], local=target_data["local"], kubernetes=target_data["kubernetes"])
-    _resolve_tls_files(data, root)
+    _resolve_service_files(data, root)
     project = Project(name=data["name"], path=path, target=target,
                       services=merge_defaults(data.get("services") or {}, SERVICE_DEFAULTS))
     for i, item in enumerate(data.get("models") or []):

@@ -21,7 +21,10 @@ HOSTS: list[KeyPath] = [("services", "platform", "api-host"), ("services", "dico
 HOSTS_IN_LISTS = [("sources", "host"), ("destinations", "host")]
 ENDPOINTS: list[KeyPath] = [("services", "triton", "url")]
 TLS: KeyPath = ("services", "dicom-adapter", "tls")
-TLS_FILES: list[KeyPath] = [TLS + (key,) for key in ("certificate", "private-key", "ca-certificates")]
+AUDIT: KeyPath = ("services", "platform", "audit")
+CERTIFICATE_KEYS = ("certificate", "private-key", "ca-certificates")
+# Files the services read (relative to the project file): DICOM TLS, the audit syslog's TLS.
+SERVICE_FILES: list[KeyPath] = [section + (key,) for section in (TLS, AUDIT) for key in CERTIFICATE_KEYS]
 SQLITE_PREFIX = "sqlite:///"
 
 
@@ -94,7 +97,7 @@ def check_paths(doc: Document, confined: Confinement, skip: set[str]) -> tuple[l
     candidates = [(path, value, "") for path, value in _strings(doc, [state_dir_path], skip)]
     candidates += [(path, value, "") for path, value in _strings(doc, _in_lists(doc, [("models", "path"),
                                                                                      ("pipelines", "file")]), skip)]
-    candidates += [(path, value, "") for path, value in _strings(doc, TLS_FILES, skip)]
+    candidates += [(path, value, "") for path, value in _strings(doc, SERVICE_FILES, skip)]
     database_path: KeyPath = ("services", "platform", "database")
     state_dir_outside = confined.problem(state_dir) is not None      # said once, at the state dir
     for path, value in _strings(doc, [database_path], skip):
@@ -119,13 +122,13 @@ def _external_triton(doc: Document) -> bool:
 
 
 def check_tls(doc: Document, root: Path, outside: set[KeyPath], skip: set[str]) -> list[Diagnostic]:
-    """DICOM TLS: its files exist; a TLS port needs a certificate and key; verify-clients needs the
-    CA certificates to verify with."""
+    """Certificate files (DICOM TLS, audit syslog) exist; a DICOM TLS port needs a certificate and
+    key; verify-clients needs the CA certificates to verify with."""
+    out = [doc.diagnostic(path, f"file {value} not found")
+           for path, value in _strings(doc, SERVICE_FILES, skip) if path not in outside and not (root / value).is_file()]
     tls = _value(doc.data, TLS)
     if not isinstance(tls, dict):
-        return []
-    out = [doc.diagnostic(path, f"file {value} not found")
-           for path, value in _strings(doc, TLS_FILES, skip) if path not in outside and not (root / value).is_file()]
+        return out
     if "port" in tls:
         out += [doc.diagnostic(TLS + ("port",), f"a TLS port needs tls.{key}")
                 for key in ("certificate", "private-key") if not tls.get(key)]

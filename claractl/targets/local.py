@@ -40,6 +40,9 @@ SERVICE_KEYS: dict[str, dict[str, tuple[str, str]]] = {
     "platform": {
         "api-host": ("api", "host"), "api-port": ("api", "port"), "grpc-port": ("api", "grpc_port"),
         "api-token": ("api", "token"),
+        "audit.syslog": ("audit", "syslog"), "audit.ca-certificates": ("audit", "syslog_ca_certificates"),
+        "audit.certificate": ("audit", "syslog_certificate"), "audit.private-key": ("audit", "syslog_private_key"),
+        "audit.source-id": ("audit", "source_id"), "audit.site-id": ("audit", "site_id"),
         "workers": ("api", "workers"), "database": ("store", "database"),
         "job-timeout": ("engine", "job_timeout"), "payload-retention": ("engine", "payload_retention"),
     },

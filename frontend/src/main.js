@@ -5,6 +5,7 @@ import { jobsPage } from './pages/jobs.js'
 import { jobPage } from './pages/job.js'
 import { pipelinesPage } from './pages/pipelines.js'
 import { platformPage } from './pages/platform.js'
+import { auditPage } from './pages/audit.js'
 import { viewerPage } from './pages/viewer.js'
 import { notFound } from './pages/notfound.js'
 
@@ -13,6 +14,7 @@ const routes = [
   [/^\/ui\/jobs\/?$/, 'jobs', () => jobsPage],
   [/^\/ui\/pipelines\/?$/, 'pipelines', () => pipelinesPage],
   [/^\/ui\/platform\/?$/, 'platform', () => platformPage],
+  [/^\/ui\/audit\/?$/, 'audit', () => auditPage],
   [/^\/ui\/jobs\/([^/]+)\/viewer\/?$/, 'jobs', () => viewerPage],
   [/^\/ui\/jobs\/([^/]+)\/?$/, 'jobs', () => jobPage],
 ]

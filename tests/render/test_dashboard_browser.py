@@ -173,3 +173,30 @@ def test_token_once_in_the_url_then_the_whole_ui_works_from_the_cookie(exposed_p
     page.locator(f"tr[data-job-id='{other}']").wait_for(timeout=2000)
     cookies = page.context.cookies()
     assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("clara_token", True, "Strict")]
+
+
+def test_audit_page_lists_the_trail_live_and_filters_failures(platform, page, artifacts):
+    from claractl.platform.audit import trail
+    with platform.store.session() as s:
+        trail.record(s, "study", "received", actor="MODALITY1", source="10.1.2.3:4000", target="ORGANSEG",
+                     study_uid="1.2.3.4", patient_id="PAT-1", job_id="0f0f0f0f-0000-0000-0000-000000000000",
+                     detail={"instances": 120})
+    page.goto(platform.url + "/ui/audit")
+    wait_live(page)
+    row = page.locator("#audit-table tr[data-kind=study]")
+    row.wait_for(timeout=3000)
+    cells = row.locator("td").all_inner_texts()
+    assert cells[1:7] == ["study", "received", "success", "MODALITY1", "10.1.2.3:4000", "ORGANSEG"]
+    assert "study 1.2.3.4 (120 instances)" in cells[7] and "patient PAT-1" in cells[7]
+
+    # A refusal recorded now appears without a reload; "failures only" keeps just it.
+    with platform.store.session() as s:
+        trail.record(s, "association", "rejected", outcome=4, actor="INTRUDER", source="10.6.6.6:1",
+                     target="ORGANSEG", detail={"reason": "calling AE not recognised"})
+    page.locator("#audit-table tr[data-kind=association]").wait_for(timeout=3000)
+    page.check("input[name=failures]")
+    page.locator("#audit-table tr[data-kind=study]").wait_for(state="detached")
+    assert page.locator("#audit-table tbody tr").count() == 1 and "failures=true" in page.url
+    assert "reason: calling AE not recognised" in page.locator("#audit-table tbody tr").inner_text()
+    page.screenshot(path=str(artifacts / "audit-page.png"), full_page=True)
+    assert page.errors == []

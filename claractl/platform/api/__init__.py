@@ -14,10 +14,11 @@ from fastapi import FastAPI
 
 from claractl import __version__
 from claractl.platform.api import errors
+from claractl.platform.api.audit_writes import AuditWritesMiddleware
 from claractl.platform.api.auth import BearerTokenMiddleware, is_loopback
 from claractl.platform.api.context import ApiContext
 from claractl.platform.api.routes import (
-    config_objects, exports, health, jobs, locks, models, payloads, reload, utilization,
+    audit, config_objects, exports, health, jobs, locks, models, payloads, reload, utilization,
 )
 
 API_PREFIX = "/api/v1"
@@ -36,9 +37,11 @@ def create_app(context: ApiContext, token: str | None = None) -> FastAPI:
     app.state.ctx = context
     errors.install(app)
     required = not is_loopback(context.config.api.host)
-    app.add_middleware(BearerTokenMiddleware, token=token if token is not None else context.config.api_token,
-                       required=required)
-    for module in (config_objects, reload, models, jobs, payloads, exports, locks, utilization):
+    app.state.token = token if token is not None else context.config.api_token
+    app.add_middleware(BearerTokenMiddleware, token=app.state.token, required=required)
+    # Added last, so outermost: refused writes (401) are audited too.
+    app.add_middleware(AuditWritesMiddleware, store=context.store, token=app.state.token, prefix=API_PREFIX)
+    for module in (config_objects, reload, models, jobs, payloads, exports, locks, utilization, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     for comp in context.components.values():

@@ -247,12 +247,12 @@ class DicomAdapter:
                 else:
                     self._admitted.add(id(assoc))
             self._counters["associations_rejected" if rj else "associations_accepted"] += 1
-        audit.line("REJECT" if rj else "ACCEPT", assoc.peer, assoc.calling_ae, assoc.called_ae, reason, assoc.tls)
+        audit.association(self.store, rj is None, assoc.peer, assoc.calling_ae, assoc.called_ae, reason, assoc.tls)
         return rj, reason
 
     def on_malformed_request(self, peer: str, reason: str) -> None:
         self._count("associations_rejected")
-        audit.line("REJECT", peer, "", "", reason)
+        audit.association(self.store, False, peer, "", "", reason)
 
     def on_closed(self, assoc: Association) -> None:
         with self._lock:

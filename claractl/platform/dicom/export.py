@@ -20,12 +20,13 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from claractl.platform.audit import trail
 from claractl.platform.config import PlatformConfig
 from claractl.platform.dicom.access import AccessControl
 from claractl.platform.dicom.scu import Peer, SendResult, is_dicom_file, send_files
 from claractl.platform.dicom.tls import TlsConfigError, client_context
 from claractl.platform.store import Store
-from claractl.platform.store.models import ExportState, ExportTask, Job, JobState
+from claractl.platform.store.models import AuditOutcome, ExportState, ExportTask, Job, JobState
 from claractl.platform.store.retry import retry_transient
 
 log = logging.getLogger("claractl.dicom.export")
@@ -267,21 +268,39 @@ class DicomExportAgent:
 
     def _finish(self, task_id: str, state: str, attempts: int, file_status: dict, message: str) -> None:
         self._write(task_id, state=state, attempts=attempts, file_status=file_status, message=message,
-                    next_attempt_at=None)
+                    next_attempt_at=None, audit="delivered" if state == ExportState.SUCCEEDED else "failed")
         with self._lock:
             self._stats["tasks_succeeded" if state == ExportState.SUCCEEDED else "tasks_failed"] += 1
         (log.info if state == ExportState.SUCCEEDED else log.error)("export task %s %s: %s", task_id, state, message)
 
 
-    def _write(self, task_id: str, **fields: Any) -> None:
+    def _write(self, task_id: str, audit: str | None = None, **fields: Any) -> None:
         """The outcome of an attempt, written even if the store is away for a while (files the
-        destination acknowledged must not be sent again because their record was lost)."""
+        destination acknowledged must not be sent again because their record was lost); with
+        `audit`, the export's audit event in the same transaction."""
         def write() -> None:
             with self.store.session() as s:
                 task = s.get(ExportTask, task_id)
                 for key, value in fields.items():
                     setattr(task, key, value)
+                if audit:
+                    self._audit(s, task, audit)
         retry_transient(write, stopping=self._stop, what=f"export task {task_id}")
+
+    def _audit(self, s, task: ExportTask, action: str) -> None:
+        job = s.get(Job, task.job_id)
+        meta = (job.metadata_ if job else None) or {}
+        dest = self.access.destination(task.destination or "")
+        sent = sum(str(v).startswith(SUCCESS_PREFIX) for v in (task.file_status or {}).values())
+        detail = {"files": sent, "attempts": task.attempts, "task": task.id}
+        if dest is not None:
+            detail.update(ae_title=dest.ae_title, address=f"{dest.host}:{dest.port}", tls=dest.tls)
+        if action == "failed":
+            detail["reason"] = task.message
+        trail.record(s, "export", action, outcome=AuditOutcome.SUCCESS if action == "delivered"
+                     else AuditOutcome.SERIOUS_FAILURE, actor=self.calling_ae, target=task.destination or "",
+                     study_uid=meta.get("study_uid"), patient_id=meta.get("patient_id"), job_id=task.job_id,
+                     detail=detail)
 
 
 def _unreachable(result: SendResult) -> bool:

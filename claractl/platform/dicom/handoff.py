@@ -15,13 +15,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from claractl.platform.audit import trail
 from claractl.platform.config import PlatformConfig
 from claractl.platform.dicom.access import AEConfig
 from claractl.platform.dicom.groups import Group, safe_name
 from claractl.platform.dicom.storage import make_dirs_durable
 from claractl.platform.store import Store
 from claractl.platform.store.jobs import create_job
-from claractl.platform.store.models import Payload, Pipeline
+from claractl.platform.store.models import AuditOutcome, Payload, Pipeline
 from claractl.platform.store.payloads import fsync_dir
 
 log = logging.getLogger("claractl.dicom")
@@ -81,6 +82,10 @@ def close_group(config: PlatformConfig, store: Store, group: Group, ae: AEConfig
             job = create_job(s, pipeline, payload, name=f"{pipeline.name}-{group.called_ae}-{stamp}",
                              priority=ae.priority if ae and ae.priority else "normal",
                              metadata=dict(metadata), start=True)
+            trail.record(s, "study", "received", actor=group.calling_ae, source=group.peer, target=group.called_ae,
+                         study_uid=group.study_uid, patient_id=group.patient_id, job_id=job.id,
+                         detail={"instances": len(files), "series": len(group.series_uids),
+                                 "pipeline": pipeline.name})
             job_ids.append(job.id)
         log.info("DICOM group %s/%s closed: job %s (%s), %d instances",
                  group.called_ae, group.key, job_ids[-1], pipeline.name, len(files))
@@ -93,4 +98,7 @@ def close_group(config: PlatformConfig, store: Store, group: Group, ae: AEConfig
         os.replace(group.dir, target)
         log.warning("DICOM group %s/%s has no pipeline to run (AE %s); kept in %s",
                     group.called_ae, group.key, "unknown" if ae is None else "without pipelines", target)
+        trail.emit(store, "study", "unrouted", outcome=AuditOutcome.MINOR_FAILURE, actor=group.calling_ae,
+                   source=group.peer, target=group.called_ae, study_uid=group.study_uid, patient_id=group.patient_id,
+                   detail={"instances": len(files), "reason": f"no pipeline to run; kept in {target}"})
     return job_ids

@@ -24,7 +24,9 @@ import time
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import object_session
 
+from claractl.platform.audit import trail
 from claractl.platform.config import PlatformConfig
 from claractl.platform.engine.capacity import Resources, job_demand, machine_capacity
 from claractl.platform.engine.executor import Executor, LocalExecutor
@@ -185,6 +187,7 @@ class Engine:
                 job.state = JobState.RUNNING
                 job.started_at = utcnow()
                 job.attempts = (job.attempts or 0) + 1
+                trail.record_job(s, job, "started", detail={"attempt": job.attempts})
                 free = free - demand
                 free_slots -= 1
                 admitted.append((job.id, demand))
@@ -204,6 +207,7 @@ class Engine:
     @staticmethod
     def _cancel_queued(job: Job) -> None:
         job.state, job.status, job.stopped_at = JobState.STOPPED, JobStatus.CANCELED, utcnow()
+        trail.record_job(object_session(job), job, "stopped", status=JobStatus.CANCELED)
         job.message = "canceled by request"
         for run in job.operators:
             run.state, run.status = JobState.STOPPED, JobStatus.CANCELED

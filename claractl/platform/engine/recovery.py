@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import psutil
 from sqlalchemy import select
 
+from claractl.platform.audit import trail
 from claractl.platform.config import PlatformConfig
 from claractl.platform.engine.executor import kill_tree
 from claractl.platform.engine.runner import reset_payload_outputs, retention_delay
@@ -64,6 +65,7 @@ def recover(store: Store, config: PlatformConfig, adopted: frozenset[str] = froz
                 job.state, job.status = JobState.STOPPED, JobStatus.EVICTED
                 job.stopped_at = utcnow()
                 job.message = f"evicted after a platform restart: {reason}"
+                trail.record_job(s, job, "stopped", status=JobStatus.EVICTED)
                 for run in job.operators:
                     if run.state != JobState.STOPPED:
                         run.state, run.status, run.stopped_at = JobState.STOPPED, JobStatus.EVICTED, utcnow()

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from claractl.platform.audit import trail
 from claractl.platform.config import PlatformConfig
 from claractl.platform.engine import layout
 from claractl.platform.engine.executor import Executor, ExecutorError, OperatorSpec, RunningOperator
@@ -102,6 +103,7 @@ class JobRunner:
             job.status = status
             job.message = message
             job.stopped_at = utcnow()
+            trail.record_job(s, job, "stopped", status=status)
             changes.mark(s, "exports")      # its export tasks may be sent now
             if status == JobStatus.HEALTHY and definition is not None and payload is not None:
                 self._create_exports(s, job, definition, payload)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from claractl.platform.store.models import (
     AETitle,
+    AuditEvent,
     Destination,
     ExportTask,
     Job,
@@ -29,7 +30,7 @@ from claractl.platform.store.models import (
     Source,
 )
 
-TOPICS = ("jobs", "exports", "config")
+TOPICS = ("jobs", "exports", "config", "audit")
 RECENT_JOBS = 500
 
 
@@ -56,6 +57,7 @@ def fingerprints(session: Session) -> dict[str, str]:
         "jobs": _digest(list(session.execute(recent).all()) + list(session.execute(ops).all())),
         "exports": _digest(session.execute(exports).all()),
         "config": _digest(config_rows),
+        "audit": _digest(session.execute(select(func.max(AuditEvent.id))).all()),
     }
 
 

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 
+from claractl.platform.audit.query import list_events
 from claractl.platform.render import auth, views
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 # SPA routes the front end knows; the server answers 404 for the rest (and for unknown jobs).
-UI_ROUTES = [re.compile(p) for p in (r"", r"jobs", r"pipelines", r"platform", r"jobs/([^/]+)(/viewer)?")]
+UI_ROUTES = [re.compile(p) for p in (r"", r"jobs", r"pipelines", r"platform", r"audit", r"jobs/([^/]+)(/viewer)?")]
 
 
 def build_router(service: "RenderService") -> APIRouter:
@@ -96,6 +97,16 @@ def build_router(service: "RenderService") -> APIRouter:
     def overview() -> dict:
         with service.store.session() as s:
             return views.overview(s)
+
+    @data.get("/audit")
+    def audit(
+        kind: str | None = Query(None, max_length=16), actor: str | None = Query(None, max_length=255),
+        study_uid: str | None = Query(None, max_length=64), job_id: str | None = Query(None, max_length=36),
+        failures: bool = False, before_id: int | None = Query(None, ge=1), limit: int = Query(200, ge=1, le=1000),
+    ) -> dict:
+        with service.store.session() as s:
+            return {"events": list_events(s, kind=kind, actor=actor, study_uid=study_uid, job_id=job_id,
+                                          failures=failures, before_id=before_id, limit=limit)}
 
     @data.get("/jobs")
     def jobs(

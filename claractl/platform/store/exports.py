@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from claractl.platform.audit import trail
 from claractl.platform.store import changes
 from claractl.platform.store.models import ExportState, ExportTask, utcnow
 
@@ -50,6 +51,8 @@ def create_export_task(
     session.add(task)
     session.flush()
     changes.mark(session, "exports")
+    trail.record(session, "export", "registered", actor=agent, target=destination or "", job_id=job_id,
+                 detail={"task": task.id, "files": len(task.files)})
     return task
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from claractl.platform.audit import trail
 from claractl.platform.store import changes
 from claractl.platform.store.models import PRIORITIES, Job, OperatorRun, Payload, Pipeline, utcnow
 
@@ -66,4 +67,6 @@ def create_job(
     session.flush()
     if start:
         changes.mark(session, "jobs")
+    trail.record_job(session, job, "created", actor=(metadata or {}).get("calling_ae") or "api",
+                     detail={"priority": priority, "started": start})
     return job

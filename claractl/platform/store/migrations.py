@@ -54,8 +54,12 @@ def _v4(conn: Connection) -> None:
     _add_column(conn, "destinations", "tls", "BOOLEAN", "false")
 
 
+def _v5(conn: Connection) -> None:
+    """The audit trail: table `audit_events`, made by the create_all after the step."""
+
+
 # STEPS[i] upgrades version i+1 → i+2.
-STEPS: list[Callable[[Connection], None]] = [_v2, _v3, _v4]
+STEPS: list[Callable[[Connection], None]] = [_v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(STEPS) + 1
 
 

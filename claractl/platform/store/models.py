@@ -219,6 +219,34 @@ class ExportTask(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class AuditOutcome:
+    """EventOutcomeIndicator of the DICOM audit message (PS3.15 A.5, RFC 3881)."""
+    SUCCESS = 0
+    MINOR_FAILURE = 4        # refused, retried, not delivered yet
+    SERIOUS_FAILURE = 8      # the action failed
+    MAJOR_FAILURE = 12
+
+
+class AuditEvent(Base):
+    """One audit trail entry (schema v5): an association, a study received, a job, an export, an
+    API write. Who (`actor`), from where (`source`), on what (`target`), with which outcome; the
+    study and patient only by their identifiers, never more (docs/operations.md)."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)   # order of recording
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)       # association | study | job | export | api
+    action: Mapped[str] = mapped_column(String(32))                  # accepted, rejected, received, started, …
+    outcome: Mapped[int] = mapped_column(Integer, default=AuditOutcome.SUCCESS)
+    actor: Mapped[str] = mapped_column(String(255), default="")      # calling AE, "api (bearer token)", "engine"
+    source: Mapped[str] = mapped_column(String(255), default="")     # peer address, client address
+    target: Mapped[str] = mapped_column(String(512), default="")     # called AE, destination, request path
+    study_uid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    patient_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 class ApplyLock(Base):
     """One apply at a time per project + target (DESIGN §4)."""
 
