@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+import claractl
 from claractl.platform.client import PlatformClient
 from claractl.platform.config import PlatformConfig
 from claractl.platform.server import Platform
@@ -38,7 +40,7 @@ import nvidia_clara.job_types as job_types
 import nvidia_clara.model_types as model_types
 import nvidia_clara.payload_types as payload_types
 import nvidia_clara.pipeline_types as pipeline_types
-ip, port = "127.0.0.1", "{port}"
+ip, port = "{ip}", "{port}"
 jobs = JobsClient(target=ip, port=port)
 pipelines = PipelinesClient(target=ip, port=port)
 payloads = PayloadsClient(target=ip, port=port)
@@ -77,28 +79,65 @@ class ClaraPlatform:
     def port(self) -> int:
         return self.config.api.grpc_port
 
-    def run(self, body: str, cwd: Path | None = None, timeout: float = 240, **values) -> object:
-        """Run client code (after PREAMBLE) in its own Python; returns the JSON it printed last."""
-        code = PREAMBLE.format(port=self.port) + textwrap.dedent(body).format(**values)
-        return run_script(code, cwd=cwd, timeout=timeout)
+    def run(self, body: str, cwd: Path | None = None, timeout: float = 240, client_token: str | None = None,
+            **values) -> object:
+        """Run client code (after PREAMBLE) in its own Python, with CLARA_API_TOKEN=client_token;
+        returns the JSON it printed last."""
+        return run_script(client_code(body, "127.0.0.1", self.port, **values), cwd=cwd, timeout=timeout,
+                          token=client_token)
 
     def stop(self) -> None:
         self.rest.close()
         self.platform.stop()
 
 
-def run_client(code: str, cwd: Path | None = None, timeout: float = 240) -> str:
-    """Run a client script in its own Python; its stdout (the test fails when it exits non-zero)."""
-    done = subprocess.run([client_python(), "-c", code], cwd=cwd, env=CLIENT_ENV, capture_output=True,
+def client_code(body: str, ip: str, port: int | str, **values) -> str:
+    """PREAMBLE (clients of the platform at ip:port, helpers) + body with `values` filled in."""
+    return PREAMBLE.format(ip=ip, port=port) + textwrap.dedent(body).format(**values)
+
+
+def run_client(code: str, cwd: Path | None = None, timeout: float = 240, token: str | None = None) -> str:
+    """Run a client script in its own Python; its stdout (the test fails when it exits non-zero).
+    `token`: CLARA_API_TOKEN for the client environment's token hook (claractl_clara_token);
+    None: the variable is unset."""
+    env = {k: v for k, v in CLIENT_ENV.items() if k != "CLARA_API_TOKEN"}
+    if token is not None:
+        env["CLARA_API_TOKEN"] = token
+    done = subprocess.run([client_python(), "-c", code], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
     assert done.returncode == 0, f"client script failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
-def run_script(code: str, cwd: Path | None = None, timeout: float = 240) -> object:
+def run_script(code: str, cwd: Path | None = None, timeout: float = 240, token: str | None = None) -> object:
     """Run a client script; the JSON it printed last."""
-    lines = run_client(code, cwd, timeout).strip().splitlines()
+    lines = run_client(code, cwd, timeout, token).strip().splitlines()
     return json.loads(lines[-1]) if lines else None
+
+
+def check_workflow_results(results: Path) -> None:
+    """What scripts/clara_docs_workflow.py downloaded from a run of ct_pipeline on make_ct_series(slices=6, size=32)."""
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["label"] == "from-start-job"
+    assert list(summary["volumes"].values()) == [[32, 32, 6]]
+    assert (results / next(iter(summary["volumes"]))).stat().st_size > 0       # the NIfTI itself
+    assert "summary: 1 volume(s), label from-start-job" in (results / "summary.log").read_text()
+    assert "operator dicom-reader starts" in (results / "dicom-reader.log").read_text()
+
+
+DOCS_WORKFLOW = Path(__file__).parent / "scripts" / "clara_docs_workflow.py"
+
+
+def docs_workflow(ip: str, port: int | str) -> str:
+    """scripts/clara_docs_workflow.py with its two address lines pointed at ip:port (nothing else
+    changes: checked here)."""
+    original = DOCS_WORKFLOW.read_text()
+    text, n_ip = re.subn(r'^clara_ip_address = ".*"$', f'clara_ip_address = "{ip}"', original, flags=re.M)
+    text, n_port = re.subn(r'^clara_port = ".*"$', f'clara_port = "{port}"', text, flags=re.M)
+    assert (n_ip, n_port) == (1, 1)
+    changed = [old for old, new in zip(original.splitlines(), text.splitlines()) if old != new]
+    assert changed == ['clara_ip_address = "10.0.0.1"', 'clara_port = "31851"']
+    return text
 
 
 def start_platform(state_dir: Path, host: str = "127.0.0.1", **engine) -> ClaraPlatform:
@@ -125,10 +164,18 @@ print(f"summary: {len(volumes)} volume(s), label {label}")
 '''
 
 
-def ct_pipeline(tmp: Path, name: str = "ct-volume") -> Path:
-    """A PDL file: the bundled dicom-reader, then a summary operator reading its output."""
+def ct_pipeline(tmp: Path, name: str = "ct-volume", inline: bool = False) -> Path:
+    """A PDL file: the bundled dicom-reader, then a summary operator reading its output — a script
+    of this machine, or (`inline`, for a cluster) its code in the command, run in the platform's
+    image (which has nibabel), each asking for a quarter core (Clara's default of 2 cores never fits
+    a 2-core node beside the platform)."""
     script = tmp / "summary_operator.py"
     script.write_text(SUMMARY_OPERATOR)
+    label = "${{ LABEL }}"
+    summary = {"image": "claractl/platform", "tag": claractl.__version__,
+               "command": ["python", "-c", SUMMARY_OPERATOR, "/in", "/out", label]} if inline else \
+        {"image": "claractl/summary", "command": ["python", str(script), "/in", "/out", label]}
+    requests = '{"cpu": 0.25, "memory": 512}' if inline else "{}"
     path = tmp / f"{name}.yaml"
     path.write_text(textwrap.dedent(f"""\
         api-version: 0.4.0
@@ -145,15 +192,15 @@ def ct_pipeline(tmp: Path, name: str = "ct-volume") -> Path:
           - path: /input
           output:
           - path: /output
+          requests: {requests}
         - name: summary
-          container:
-            image: claractl/summary
-            command: ["python", "{script}", "/in", "/out", "${{{{ LABEL }}}}"]
+          container: {json.dumps(summary)}
           input:
           - from: dicom-reader
             path: /in
           output:
           - path: /out
+          requests: {requests}
         """))
     return path
 
