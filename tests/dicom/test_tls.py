@@ -4,10 +4,10 @@ destination whose certificate we must not trust, and Orthanc with DICOM TLS both
 
 from __future__ import annotations
 
-import json
 import subprocess
+import sys
+from pathlib import Path
 
-import httpx
 import pytest
 
 from claractl.platform.dicom import DicomAdapter, DicomExportAgent
@@ -19,6 +19,9 @@ from tests.dicom.conftest import (
 )
 from tests.dicom.tls_certs import make_pki
 from tests.ports import free_port, wait_listening
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from peak_load.pacs import OrthancPacs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -189,37 +192,14 @@ def test_echo_over_tls_to_our_own_tls_port(tls_adapter, platform, pki):
 # ----------------------------------------------------------------------------- Orthanc with DICOM TLS
 @pytest.fixture
 def orthanc_tls(tmp_path, pki, tls_adapter):
-    http, dicom = free_port(), free_port()
-    cfg = {
-        "Name": "tls-pacs", "StorageDirectory": str(tmp_path / "orthanc-db"),
-        "IndexDirectory": str(tmp_path / "orthanc-db"), "HttpPort": http, "DicomPort": dicom,
-        "DicomAet": "ORTHANC", "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-        "DicomModalities": {"clara": {"AET": CALLED_AE, "Host": "127.0.0.1", "Port": tls_adapter.tls_port,
-                                      "UseDicomTls": True}},
-        "DicomCheckCalledAet": False, "DicomAlwaysAllowStore": True, "Plugins": [], "DicomScuTimeout": 30,
-        "DicomTlsEnabled": True, "DicomTlsCertificate": str(pki.pacs.cert),
-        "DicomTlsPrivateKey": str(pki.pacs.key), "DicomTlsTrustedCertificates": str(pki.ca),
-        "DicomTlsRemoteCertificateRequired": True,
-    }
-    (tmp_path / "orthanc.json").write_text(json.dumps(cfg))
-    log = open(tmp_path / "orthanc.log", "w")
-    proc = subprocess.Popen(["/usr/sbin/Orthanc", str(tmp_path / "orthanc.json")], env=PEER_ENV, stdout=log,
-                            stderr=log)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{http}", timeout=60)
-
-    def up():
-        try:
-            return client.get("/system").status_code == 200
-        except httpx.HTTPError:
-            return False
-    try:
-        wait_for(up, timeout=30, interval=0.1)
-        yield client, dicom
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    """Orthanc with DICOM TLS required both ways; it knows our TLS port as modality "clara"."""
+    pacs = OrthancPacs(tmp_path / "orthanc", "ORTHANC",
+                       tls={"certificate": pki.pacs.cert, "private_key": pki.pacs.key, "trusted": pki.ca,
+                            "require_client_certificate": True},
+                       modalities={"clara": {"AET": CALLED_AE, "Host": "127.0.0.1", "Port": tls_adapter.tls_port,
+                                             "UseDicomTls": True}})
+    with pacs:
+        yield pacs.http, pacs.dicom_port
 
 
 def test_orthanc_sends_over_tls_and_gets_the_results_back_over_tls(orthanc_tls, tls_adapter, platform, ct5):

@@ -19,7 +19,8 @@ from claractl.platform.store.models import ExportState, ExportTask, Job, JobStat
 from peak_load.rig import CALLED_AE
 from peak_load.run import Run, run_peak
 from tests.dicom.rawpdu import CT, EXPLICIT_LE, RawPeer, p_data, store_command
-from tests.load.conftest import SCALE, assert_nothing_lost, wait_until
+from tests.dicom.conftest import wait_for
+from tests.load.conftest import SCALE, assert_nothing_lost
 
 LOAD = dict(multiplier=10, scale=SCALE, keep_payloads=True, group_timeout=2)
 
@@ -41,7 +42,7 @@ def in_flight(run: Run) -> str:
 def test_platform_killed_with_sigkill_mid_load_and_started_again(tmp_path):
     def fault(run: Run) -> None:
         time.sleep(15)
-        what = wait_until(lambda: in_flight(run), timeout=30, interval=0.005)
+        what = wait_for(lambda: in_flight(run), timeout=30, interval=0.005)
         run.rig.kill9()
         run.note(f"platform killed with SIGKILL ({what})")
         time.sleep(3)
@@ -87,7 +88,7 @@ def test_disk_filling_up_refuses_with_out_of_resources_then_resumes(tmp_path, sm
         with open(balloon, "wb") as f:                   # someone else's data: 92 % full
             f.write(b"\0" * int(free - 0.08 * total))
         run.note("disk filled to 92 % (watermark 85 %)")
-        wait_until(lambda: any("OutOfResources" in p for s in run.pool.studies for p in s.problems), timeout=60)
+        wait_for(lambda: any("OutOfResources" in p for s in run.pool.studies for p in s.problems), timeout=60)
         time.sleep(5)
         balloon.unlink()
         run.note("space freed")
@@ -106,7 +107,7 @@ def test_pacs_down_for_a_while_then_every_result_delivered(tmp_path):
         time.sleep(10)
         run.pacs.stop()
         run.note("PACS down")
-        waiting = wait_until(lambda: [t for t in run.rig.client.list_export_tasks(state="PENDING")
+        waiting = wait_for(lambda: [t for t in run.rig.client.list_export_tasks(state="PENDING")
                                       if "waiting for the destination" in (t["message"] or "")], timeout=60)
         # What an operator sees: `claractl jobs describe` and the dashboard's job view.
         task = waiting[0]
