@@ -1,14 +1,16 @@
 """PDL services on Kubernetes: the Deployment and Service the kubernetes launcher applies, checked
-against the official schemas (strict) and for what operators are given. The run on a real cluster
-waits for the kubernetes target's cluster flow (docs/clara-api.md, "Open")."""
+against the official schemas (strict), and what operators are given (environment, and the
+service's volume mounted in their Job). The run on the real cluster, through the platform's own
+Role: tests/kubernetes/test_k8s_clara_api.py."""
 
 from __future__ import annotations
-
 
 import kubernetes_validate
 import pytest
 
+from claractl.platform.engine.executor import OperatorSpec
 from claractl.platform.engine.kubernetes_executor import KubernetesSettings
+from claractl.platform.engine.layout import operator_io
 from claractl.platform.engine.kubernetes_services import KubernetesService, KubernetesServiceLauncher, object_name
 from claractl.platform.pdl_services import declared
 
@@ -51,12 +53,30 @@ def test_manifests_validate_and_carry_the_service(launcher, tmp_path):
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
 
 
-def test_operators_get_the_service_dns_name_and_the_volume_path(launcher, tmp_path):
-    objects = launcher.manifests(DECL, "model-server-abc", tmp_path / "s", tmp_path)
-    conns = KubernetesService(rest=None, decl=DECL, objects=objects).connections()
+def test_operators_get_the_service_dns_name_and_its_volume_mounted(launcher, tmp_path):
+    data_dir = tmp_path / "services" / "model-server-abc"
+    objects = launcher.manifests(DECL, "model-server-abc", data_dir, tmp_path)
+    conns = KubernetesService(rest=None, decl=DECL, objects=objects, data_dir=data_dir).connections()
     name = objects[0]["metadata"]["name"]
     assert [(c.name, c.kind, c.value, c.path) for c in conns] == [
-        ("MODEL_SERVER_URI", "http", f"{name}.clara.svc:9000/v1", ""), ("CACHE_DIR", "volume", "/cache", "/cache")]
+        ("MODEL_SERVER_URI", "http", f"{name}.clara.svc:9000/v1", ""),
+        ("CACHE_DIR", "volume", str(data_dir / "CACHE_DIR"), "/cache")]
+
+    # The operator's Job: the variable holds the path where the service's directory is mounted.
+    op = {"name": "ask", "container": {"image": "registry.example/ask", "command": ["ask"]},
+          "output": [{"path": "/out"}]}
+    payload = tmp_path / "payloads" / "p-1"
+    spec = OperatorSpec(job_id="5f0c1a2b3c4d4e5f8a9b0c1d2e3f4a5b", job_name="j", pipeline_name="p", operator=op,
+                        payload=payload, io=operator_io(payload, {"operators": [op]}, op),
+                        log_path=tmp_path / "ask.log", connections=conns)
+    job = launcher.executor.manifest(spec)
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(job, version, strict=True)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["MODEL_SERVER_URI"], env["CACHE_DIR"]) == (f"{name}.clara.svc:9000/v1", "/cache")
+    assert {"name": "payload", "mountPath": "/cache", "subPath": "services/model-server-abc/CACHE_DIR"} \
+        in container["volumeMounts"]
 
 
 def test_service_images_follow_the_operators_rules(launcher, tmp_path):

@@ -128,7 +128,8 @@ class KubernetesExecutor:
         # Where each PDL path is inside the pod's /payload mount (the same data as its own mount).
         in_payload = {pdl: f"{PAYLOAD_MOUNT}/{host.relative_to(spec.payload).as_posix()}"
                       for pdl, host in {**spec.io.inputs, **spec.io.outputs}.items()}
-        env = operator_env(spec, {k: in_payload[k] for k in spec.io.inputs}, {k: in_payload[k] for k in spec.io.outputs})
+        env = operator_env(spec, {k: in_payload[k] for k in spec.io.inputs}, {k: in_payload[k] for k in spec.io.outputs},
+                           in_container=True)
         env["NVIDIA_CLARA_PAYLOAD_PATH"] = PAYLOAD_MOUNT
         if self.settings.platform_url:          # the platform's loopback address means nothing in a pod
             env["CLARA_API_URL"] = self.settings.platform_url
@@ -138,6 +139,9 @@ class KubernetesExecutor:
                    for pdl, host in spec.io.inputs.items()]
         mounts += [{"name": "payload", "mountPath": pdl, "subPath": self._sub_path(host)}
                    for pdl, host in spec.io.outputs.items()]
+        # A PDL service's volume connection: its directory on the payload volume, at the service's path.
+        mounts += [{"name": "payload", "mountPath": conn.path, "subPath": self._sub_path(Path(conn.value))}
+                   for conn in spec.connections if conn.kind == "volume"]
         labels = {**OPERATOR_LABELS, JOB_ID_LABEL: label_value(spec.job_id), OPERATOR_LABEL: label_value(op["name"])}
         env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
         if self.settings.api_token_secret:      # never the token itself in the Job spec

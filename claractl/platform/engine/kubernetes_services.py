@@ -1,15 +1,17 @@
 """PDL services on Kubernetes (engine.executor: kubernetes): each running service is a
-Deployment (one replica) and a Service owned by the platform, in the operators' namespace,
-labelled so they can be found and removed (`claractl.dev/service-key`).
+Deployment (one replica) and a Service in the operators' namespace, owned by the platform's
+Deployment (garbage-collected with it, like operator Jobs), labelled `claractl.dev/service-key`.
 
 - The service's http connections are ports of the Service; operators get `<service>.<namespace>.svc:<port>[path]`.
 - Its volume connections are directories on the payload volume (`services/<instance>/<name>`),
-  mounted at their PDL path in the service pod; operators get that path.
+  mounted at their PDL path in the service pod and in the operators' Job pods; operators get that path.
 - Clara's common service volume (NVIDIA_CLARA_SERVICE_DATA_PATH) is the platform's state dir on
   the same volume, read-only (its `models/` is the model repository).
-- Ready when the Deployment has an available replica; stop deletes both (background).
+- Ready when the Deployment has an available replica; a pod that cannot start by itself (image
+  not pullable, bad config) fails the start after STUCK_SECONDS, naming the pod's reason. Stop
+  deletes both (background).
 
-Tested offline against the manifests; the run on a real cluster is open (docs/clara-api.md).
+Run on the real cluster by tests/kubernetes/test_k8s_clara_api.py.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from typing import Any
 from claractl.kube.apply import apply_object, delete_object
 from claractl.kube.client import KINDS, Rest
 from claractl.kube.errors import KubeError
+from claractl.kube.wait import pod_problems
 from claractl.platform.config import PlatformConfig
 from claractl.platform.engine.executor import ExecutorError
-from claractl.platform.engine.kubernetes_executor import KubernetesExecutor, KubernetesSettings
+from claractl.platform.engine.kubernetes_executor import (
+    STUCK_REASONS, STUCK_SECONDS, KubernetesExecutor, KubernetesSettings,
+)
 from claractl.platform.engine.kubernetes_jobs import label_value, resources
 from claractl.platform.engine.services import CONTAINER_SERVICE_DATA, SERVICE_DATA_PATH, Connection, ServiceError, expand
 from claractl.platform.pdl_services import ServiceDecl
@@ -43,8 +48,10 @@ def object_name(instance: str) -> str:
 
 
 class KubernetesServiceLauncher:
-    def __init__(self, settings: KubernetesSettings, rest: Rest | None = None) -> None:
+    def __init__(self, settings: KubernetesSettings, rest: Rest | None = None,
+                 stuck_seconds: float = STUCK_SECONDS) -> None:
         self.settings = settings
+        self.stuck_seconds = stuck_seconds          # a pod that cannot start by itself fails the start after this
         # The operators' executor: same API client, payload volume paths and image rules.
         self.executor = KubernetesExecutor(settings, rest)
 
@@ -71,7 +78,7 @@ class KubernetesServiceLauncher:
         mounts += [{"name": "data", "mountPath": path, "subPath": self._sub_path(data_dir / conn)}
                    for conn, path in decl.volumes]
         container: dict[str, Any] = {
-            "name": "service", "image": self.image(decl),
+            "name": "service", "image": self.image(decl), "imagePullPolicy": self.settings.pull_policy,
             "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
             "ports": [{"name": f"http-{i}", "containerPort": port} for i, (_n, port, _p) in enumerate(decl.http)],
             "volumeMounts": mounts,
@@ -83,8 +90,10 @@ class KubernetesServiceLauncher:
             container["resources"] = res
         if decl.http:
             container["readinessProbe"] = {"tcpSocket": {"port": decl.http[0][1]}, "periodSeconds": 2}
-        meta = {"name": name, "namespace": self.settings.namespace, "labels": labels,
-                "annotations": {"claractl.dev/service": decl.name, "claractl.dev/image": decl.image_ref}}
+        meta: dict[str, Any] = {"name": name, "namespace": self.settings.namespace, "labels": labels,
+                                "annotations": {"claractl.dev/service": decl.name, "claractl.dev/image": decl.image_ref}}
+        if self.settings.owner:
+            meta["ownerReferences"] = self.executor.owner_references()
         deployment = {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
             "spec": {"replicas": 1, "selector": {"matchLabels": {SERVICE_KEY_LABEL: labels[SERVICE_KEY_LABEL]}},
@@ -102,12 +111,12 @@ class KubernetesServiceLauncher:
 
     def start(self, decl: ServiceDecl, instance: str, data_dir: Path, service_data: Path,
               log_path: Path) -> "KubernetesService":
-        objects = self.manifests(decl, instance, data_dir, service_data)
         for conn, _path in decl.volumes:
             (data_dir / conn).mkdir(parents=True, exist_ok=True)
             (data_dir / conn).chmod(0o777)          # the service image runs as its own uid
         try:
             rest = self.executor.rest
+            objects = self.manifests(decl, instance, data_dir, service_data)   # reads the owner Deployment
             for obj in objects:
                 apply_object(rest, obj, force_conflicts=True)
         except (KubeError, ExecutorError) as exc:
@@ -116,12 +125,14 @@ class KubernetesServiceLauncher:
         with open(log_path, "a") as log:
             log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} service {decl.name} started as "
                       f"Deployment {objects[0]['metadata']['name']}\n")
-        return KubernetesService(rest, decl, objects)
+        return KubernetesService(rest, decl, objects, data_dir, self.stuck_seconds)
 
 
 class KubernetesService:
-    def __init__(self, rest: Rest, decl: ServiceDecl, objects: list[dict[str, Any]]) -> None:
-        self.rest, self.decl, self.objects = rest, decl, objects
+    def __init__(self, rest: Rest, decl: ServiceDecl, objects: list[dict[str, Any]], data_dir: Path,
+                 stuck_seconds: float = STUCK_SECONDS) -> None:
+        self.rest, self.decl, self.objects, self.data_dir = rest, decl, objects, data_dir
+        self.stuck_seconds = stuck_seconds
         self.name = objects[0]["metadata"]["name"]
         self.namespace = objects[0]["metadata"]["namespace"]
 
@@ -132,15 +143,24 @@ class KubernetesService:
             return {}                      # a passing API error: not known to be gone
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        stuck_since: float | None = None           # since when the pod cannot start by itself
         while True:
             live = self._deployment()
             if live is None:
                 raise ServiceError(f"Deployment {self.name} disappeared before it was ready")
             if ((live or {}).get("status") or {}).get("availableReplicas", 0) >= 1:
                 return
-            if time.monotonic() > deadline:
-                raise ServiceError(f"Deployment {self.name} had no available replica after {timeout:g} s")
+            problems = pod_problems(self.rest, self.objects[0])
+            problem = problems[0] if problems else None
+            now = time.monotonic()
+            stuck = problem is not None and any(r in problem for r in STUCK_REASONS)
+            stuck_since = (stuck_since or now) if stuck else None
+            if stuck_since is not None and now - stuck_since >= self.stuck_seconds:
+                raise ServiceError(f"Deployment {self.name}: {problem}")
+            if now - start > timeout:
+                raise ServiceError(f"Deployment {self.name} had no available replica after {timeout:g} s"
+                                   + (f" ({problem})" if problem else ""))
             time.sleep(POLL)
 
     def alive(self) -> bool:
@@ -151,12 +171,12 @@ class KubernetesService:
             try:
                 delete_object(self.rest, obj)
             except KubeError:
-                pass                       # already going; the next sweep of a new platform finds nothing
+                pass                       # already going, or gone
 
     def connections(self) -> list[Connection]:
         host = f"{self.name}.{self.namespace}.svc"
         conns = [Connection(name, "http", f"{host}:{port}{path}") for name, port, path in self.decl.http]
-        conns += [Connection(name, "volume", path, path) for name, path in self.decl.volumes]
+        conns += [Connection(name, "volume", str(self.data_dir / name), path) for name, path in self.decl.volumes]
         return conns
 
     def describe(self) -> dict[str, Any]:
