@@ -32,7 +32,9 @@ from claractl.platform.engine.kubernetes_executor import KubernetesSettings
 from claractl.platform.engine.kubernetes_jobs import JOB_ID_LABEL, OPERATOR_LABEL
 from claractl.platform.engine.kubernetes_services import SERVICE_LABELS, KubernetesServiceLauncher
 from claractl.platform.engine.services import ServiceError, ServiceManager
+from claractl.platform.pdl_services import declared
 from cluster import BUSYBOX
+from conftest import kubernetes_platform
 from test_k8s_e2e import cli, wait_for
 from tests.clara_api.support import check_workflow_results, client_code, ct_pipeline, docs_workflow, run_client, \
     run_script
@@ -228,3 +230,28 @@ def test_a_service_whose_pod_cannot_start_fails_the_job_naming_the_reason(rest, 
     wait_for(lambda: not apps.list_namespaced_deployment(namespace, label_selector=SERVICE_SELECTOR).items
              and not core.list_namespaced_service(namespace, label_selector=SERVICE_SELECTOR).items,
              60, "the failed service's objects to be deleted")
+
+
+def test_services_a_crashed_platform_left_are_deleted_at_engine_start(rest, namespace, payload_volume):
+    """A platform killed while a service ran leaves its Deployment + Service; the next engine's
+    start removes them (and nothing without the services' labels)."""
+    config, store, executor = kubernetes_platform(payload_volume, rest, namespace)
+    launcher = KubernetesServiceLauncher(executor.settings, rest)
+    decl = declared({"name": "model-server", "container": {"image": BUSYBOX_IMAGE, "tag": BUSYBOX_TAG,
+                                                           "command": ["httpd", "-f", "-p", "8080"]},
+                     "connections": {"http": [{"name": "MODEL_URI", "port": 8080}]}})
+    launcher.start(decl, "model-server-1", payload_volume / "services" / "model-server-1", payload_volume,
+                   payload_volume / "model-server.log")
+    apps, core = k8s.AppsV1Api(rest.api), k8s.CoreV1Api(rest.api)
+    apps.create_namespaced_deployment(namespace, {
+        "metadata": {"name": "hand-made", "labels": {"app.kubernetes.io/name": "clara-pipeline-service"}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "hand-made"}},
+                 "template": {"metadata": {"labels": {"app": "hand-made"}},
+                              "spec": {"containers": [{"name": "c", "image": BUSYBOX}]}}}})
+    assert len(apps.list_namespaced_deployment(namespace, label_selector=SERVICE_SELECTOR).items) == 1
+
+    executor.after_recovery(store)
+
+    assert apps.list_namespaced_deployment(namespace, label_selector=SERVICE_SELECTOR).items == []
+    assert core.list_namespaced_service(namespace, label_selector=SERVICE_SELECTOR).items == []
+    assert [d.metadata.name for d in apps.list_namespaced_deployment(namespace).items] == ["hand-made"]

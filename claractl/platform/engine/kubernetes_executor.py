@@ -185,12 +185,16 @@ class KubernetesExecutor:
 
     def after_recovery(self, store: Store, adopted: frozenset[str] = frozenset()) -> list[str]:
         """Engine start, after recover(): delete the Jobs a crashed platform left, except those of
-        `adopted` jobs (see kubernetes_leftovers.py). Returns the names deleted."""
+        `adopted` jobs (see kubernetes_leftovers.py), and its PDL services (adopted jobs have none).
+        Returns the names of the Jobs deleted."""
+        from claractl.platform.engine.kubernetes_services import remove_leftover_services   # imports this module
+
         try:
             rest = self.rest
         except ExecutorError as exc:
             log.warning("recovery: leftover operator Jobs not checked: %s", exc)
             return []
+        remove_leftover_services(rest, self.settings.namespace)
         return remove_leftover_jobs(rest, self.settings.namespace, store, adopted=adopted)
 
     def adoptable(self, store: Store) -> dict[str, set[str]]:

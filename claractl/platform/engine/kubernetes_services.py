@@ -17,6 +17,7 @@ Run on the real cluster by tests/kubernetes/test_k8s_clara_api.py.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from pathlib import Path
@@ -39,12 +40,38 @@ DEPLOYMENT, SERVICE = KINDS["Deployment"], KINDS["Service"]
 SERVICE_KEY_LABEL = "claractl.dev/service-key"
 SERVICE_LABELS = {"app.kubernetes.io/name": "clara-pipeline-service", "app.kubernetes.io/managed-by": "claractl-platform"}
 POLL = 1.0
+log = logging.getLogger("claractl.engine")
 
 
 def object_name(instance: str) -> str:
     """clara-svc-<name>-<hash>: a DNS label (≤63) for both the Deployment and the Service."""
     base = re.sub(r"[^a-z0-9-]", "-", instance.lower()).strip("-")[:40] or "svc"
     return f"clara-svc-{base}-{hashlib.sha256(instance.encode()).hexdigest()[:6]}"
+
+
+def remove_leftover_services(rest: Rest, namespace: str) -> list[str]:
+    """Engine start (before anything is admitted): the Deployments and Services of PDL services a
+    platform that stopped without stopping them (a crash) left in the namespace. This engine has
+    started none yet, and only one engine runs per namespace, so every one with our labels goes —
+    an idle model server would otherwise hold its CPU/GPU until the project is destroyed.
+    Returns "Kind/name" of what was deleted."""
+    selector = ",".join(f"{k}={v}" for k, v in sorted(SERVICE_LABELS.items()))
+    deleted = []
+    for kind in (SERVICE, DEPLOYMENT):
+        try:
+            items = rest.list(kind, namespace, selector)
+        except KubeError as exc:
+            log.warning("recovery: leftover %ss of PDL services not checked: %s", kind.kind, exc)
+            continue
+        for item in items:
+            try:
+                if delete_object(rest, item):
+                    deleted.append(f"{kind.kind}/{item['metadata']['name']}")
+            except KubeError as exc:
+                log.warning("recovery: could not delete %s/%s: %s", kind.kind, item["metadata"]["name"], exc)
+    if deleted:
+        log.info("recovery: deleted the PDL services a previous platform left: %s", ", ".join(deleted))
+    return deleted
 
 
 class KubernetesServiceLauncher:
