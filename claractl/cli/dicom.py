@@ -14,22 +14,41 @@ dicom_app = typer.Typer(help="Talk DICOM: verify peers, send files, show the ada
                         no_args_is_help=True)
 
 
-def _peer(text: str):
+TlsOpt = typer.Option(False, "--tls", help="DICOM over TLS (the peer's certificate is verified).")
+TlsCaOpt = typer.Option(None, "--tls-ca", metavar="PEM", help="CA certificates to verify the peer with (default: the system's).")
+TlsCertOpt = typer.Option(None, "--tls-cert", metavar="PEM", help="Our client certificate, for a peer that requires one.")
+TlsKeyOpt = typer.Option(None, "--tls-key", metavar="PEM", help="Its private key.")
+
+
+def _peer(text: str, tls: bool = False, ca: Optional[Path] = None, cert: Optional[Path] = None,
+          key: Optional[Path] = None):
+    import dataclasses
+
     from claractl.platform.dicom.scu import parse_peer
+    from claractl.platform.dicom.tls import TlsConfigError, peer_context
     try:
-        return parse_peer(text)
+        peer = parse_peer(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc))
+    if not (tls or ca or cert or key):
+        return peer
+    try:
+        context = peer_context(str(ca or ""), str(cert or ""), str(key or ""))
+    except TlsConfigError as exc:
+        raise typer.BadParameter(str(exc))
+    return dataclasses.replace(peer, tls=context)
 
 
 @dicom_app.command()
 def echo(
     address: str = typer.Argument(..., metavar="AE@HOST:PORT", help="The peer to verify."),
     calling_ae: str = typer.Option("CLARACTL", "--calling-ae", help="Our AE title."),
+    tls: bool = TlsOpt, tls_ca: Optional[Path] = TlsCaOpt, tls_cert: Optional[Path] = TlsCertOpt,
+    tls_key: Optional[Path] = TlsKeyOpt,
 ) -> None:
     """C-ECHO a DICOM peer."""
     from claractl.platform.dicom.scu import DicomPeerError, echo as do_echo
-    peer = _peer(address)
+    peer = _peer(address, tls, tls_ca, tls_cert, tls_key)
     try:
         status = do_echo(peer, calling_ae=calling_ae)
     except DicomPeerError as exc:
@@ -45,10 +64,12 @@ def send(
     calling_ae: str = typer.Option("CLARACTL", "--calling-ae", help="Our AE title."),
     associations: int = typer.Option(1, "--associations", "-j", min=1, max=32, help="Parallel associations."),
     as_json: bool = typer.Option(False, "--json", help="Print every file's status as JSON instead (no progress bar)."),
+    tls: bool = TlsOpt, tls_ca: Optional[Path] = TlsCaOpt, tls_cert: Optional[Path] = TlsCertOpt,
+    tls_key: Optional[Path] = TlsKeyOpt,
 ) -> None:
     """C-STORE files to a peer, with a progress bar and a summary of statuses."""
     from claractl.platform.dicom.scu import collect_files, send_files
-    peer = _peer(to)
+    peer = _peer(to, tls, tls_ca, tls_cert, tls_key)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         cli_console.err_console.print(f"[red]error:[/] no such file or directory: {', '.join(missing)}")

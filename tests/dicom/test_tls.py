@@ -4,6 +4,7 @@ destination whose certificate we must not trust, and Orthanc with DICOM TLS both
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -225,3 +226,27 @@ def test_orthanc_sends_over_tls_and_gets_the_results_back_over_tls(orthanc_tls, 
     task = _export(platform, job, "orthanc-tls")
     assert task.state == ExportState.SUCCEEDED, task.message
     assert client.get("/statistics").json()["CountInstances"] == 1
+
+
+def test_claractl_dicom_send_and_echo_over_tls(platform, pki, ct5):
+    """`claractl dicom send --tls …` to a TLS port that requires a client certificate."""
+    from typer.testing import CliRunner
+
+    from claractl.cli.main import app
+    config, store = platform
+    a = DicomAdapter(with_tls(config, pki, verify_clients=True), store, export_agent=False, close_interval=0.05)
+    a.start()
+    try:
+        to = f"{CALLED_AE}@127.0.0.1:{a.tls_port}"
+        tls = ["--tls-ca", str(pki.ca), "--tls-cert", str(pki.client.cert), "--tls-key", str(pki.client.key)]
+        runner = CliRunner()
+        sent = runner.invoke(app, ["--no-color", "dicom", "send", *map(str, ct5), "--to", to, "--calling-ae",
+                                   "CLARATEST", "--json", *tls])
+        echoed = runner.invoke(app, ["--no-color", "dicom", "echo", to, "--calling-ae", "CLARATEST", *tls])
+        untrusted = runner.invoke(app, ["--no-color", "dicom", "echo", to, "--calling-ae", "CLARATEST", "--tls"])
+    finally:
+        a.stop()
+    assert sent.exit_code == 0, sent.output
+    assert json.loads(sent.output)["accepted"] == len(ct5)
+    assert echoed.exit_code == 0 and "0x0000 Success" in echoed.output
+    assert untrusted.exit_code == 1 and "certificate verify failed" in " ".join(untrusted.output.split())

@@ -17,13 +17,12 @@ class TlsConfigError(ValueError):
     """The TLS settings cannot be used; the message names the file and the setting."""
 
 
-def _load_chain(ctx: ssl.SSLContext, settings: DicomSettings) -> None:
+def _load_chain(ctx: ssl.SSLContext, certificate: str, key: str, password: str | None = None) -> None:
     try:
-        ctx.load_cert_chain(settings.tls_certificate, settings.tls_private_key,
-                            password=settings.tls_private_key_password or None)
+        ctx.load_cert_chain(certificate, key, password=password or None)
     except (OSError, ssl.SSLError) as exc:
-        raise TlsConfigError(f"dicom-adapter tls: cannot use certificate {settings.tls_certificate} with key "
-                             f"{settings.tls_private_key}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise TlsConfigError(f"TLS: cannot use certificate {certificate} with key "
+                             f"{key}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _load_ca(ctx: ssl.SSLContext, settings: DicomSettings) -> None:
@@ -41,7 +40,7 @@ def server_context(settings: DicomSettings) -> ssl.SSLContext:
         raise TlsConfigError("dicom-adapter tls: a TLS port needs certificate and private-key")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    _load_chain(ctx, settings)
+    _load_chain(ctx, settings.tls_certificate, settings.tls_private_key, settings.tls_private_key_password)
     if settings.tls_verify_clients and not settings.tls_ca_certificates:
         raise TlsConfigError("dicom-adapter tls: verify-clients needs ca-certificates to verify them with")
     if settings.tls_ca_certificates:
@@ -53,10 +52,22 @@ def server_context(settings: DicomSettings) -> ssl.SSLContext:
 def client_context(settings: DicomSettings) -> ssl.SSLContext:
     """For exports to TLS destinations: the destination's certificate verified (CA bundle, else
     the system's) including its host name or address; our certificate offered when we have one."""
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.tls_ca_certificates or None)
+    return peer_context(settings.tls_ca_certificates, settings.tls_certificate, settings.tls_private_key,
+                        settings.tls_private_key_password)
+
+
+def peer_context(ca_certificates: str = "", certificate: str = "", private_key: str = "",
+                 password: str | None = None) -> ssl.SSLContext:
+    """A client context: the peer verified against `ca_certificates` (else the system's CAs), our
+    certificate offered when given (also `claractl dicom echo|send --tls`)."""
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_certificates or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsConfigError(f"cannot read CA certificates {ca_certificates}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if settings.tls_certificate and settings.tls_private_key:
-        _load_chain(ctx, settings)
+    if certificate and private_key:
+        _load_chain(ctx, certificate, private_key, password)
     return ctx
 
 
