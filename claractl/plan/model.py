@@ -7,7 +7,7 @@ from typing import Any
 
 from claractl.plan.diff import FieldDiff
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"          # 1.1: changes carry clara_id
 
 CREATE, UPDATE, REPLACE, DELETE, NOOP = "create", "update", "replace", "delete", "no-op"
 ACTIONS = (CREATE, UPDATE, REPLACE, DELETE, NOOP)
@@ -25,6 +25,7 @@ class Change:
     # Order within the address kind's rank: a target's own change groups (Kubernetes: RBAC, config
     # and storage, then Services, then workloads). Lower runs first; deletes walk them in reverse.
     group: int = 0
+    clara_id: str | None = None            # the existing object's id in Clara's API (pipelines, models)
 
     @property
     def kind(self) -> str:

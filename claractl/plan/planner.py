@@ -94,11 +94,13 @@ def compute_plan(*, project_name: str, target_type: str, scope: str, desired: di
                 conflicts.append(f"{address}: already exists on the target and is owned by {owner}; "
                                  "claractl never changes objects it does not manage — delete or rename it first")
                 continue
-        changes.append(_compare(res, obj))
+        change = _compare(res, obj)
+        change.clara_id = obj.clara_id if obj is not None else None
+        changes.append(change)
     for a, obj in actual.objects.items():
         if obj.owner == project_name and a not in matched:
             changes.append(Change(a, DELETE, dict(obj.fields), None,
-                                  field_diffs(obj.fields, {})))
+                                  field_diffs(obj.fields, {}), clara_id=obj.clara_id))
     unmanaged = [{"address": a, "owner": o.owner} for a, o in sorted(actual.objects.items())
                  if o.owner != project_name and a not in matched]
 

@@ -31,7 +31,7 @@ def diff_to_dict(d: FieldDiff) -> dict[str, Any]:
 def change_to_dict(c: Change) -> dict[str, Any]:
     return {
         "address": c.address, "kind": c.kind, "name": c.name, "action": c.action, "reason": c.reason,
-        "group": c.group, "actual_name": c.actual_name,
+        "group": c.group, "actual_name": c.actual_name, "clara_id": c.clara_id,
         "before": None if c.before is None else redact(c.before),
         "after": None if c.after is None else redact(c.after),
         "diffs": [diff_to_dict(d) for d in c.diffs],
@@ -80,7 +80,8 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
                 raise PlanError(f"plan file: unknown action {c['action']!r} for {c['address']}")
             changes.append(Change(c["address"], c["action"], c.get("before"), c.get("after"),
                                   [_diff_from(d) for d in c.get("diffs", [])], c.get("reason"),
-                                  actual_name=c.get("actual_name"), group=int(c.get("group") or 0)))
+                                  actual_name=c.get("actual_name"), group=int(c.get("group") or 0),
+                                  clara_id=c.get("clara_id")))
         sel = data.get("selectors", {})
         return Plan(
             project=data["project"], target=data["target"], scope=data["scope"], changes=changes,

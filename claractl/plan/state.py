@@ -36,6 +36,8 @@ class ActualObject:
     # Set when the object matches its fields but is not done yet (e.g. "not ready: 0/1 available …"):
     # the plan then keeps it as an update, and applying it waits again. Not part of the state hash.
     unready: str | None = None
+    # The id Clara's API knows the object by (pipelines, models): shown, never compared or hashed.
+    clara_id: str | None = None
 
 
 @dataclass

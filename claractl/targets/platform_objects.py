@@ -50,11 +50,11 @@ class PlatformObjects:
         for m in self.api("list_models"):
             state.add(ActualObject(addr.make("model", m["name"]), {
                 "digest": m.get("digest"), "config": summary(m.get("config") or {}), "state": m.get("state"),
-            }, m.get("owner")))
+            }, m.get("owner"), clara_id=m.get("clara_id")))
         for p in self.api("list_pipelines"):
             state.add(ActualObject(addr.make("pipeline", p["name"]),
                                    {"definition": p.get("definition"), "export": export_fields(p.get("export"))},
-                                   p.get("owner")))
+                                   p.get("owner"), clara_id=p.get("clara_id")))
         for a in self.api("list_ae_titles"):
             state.add(ActualObject(addr.make("ae-title", a["ae_title"]), {
                 "pipelines": a.get("pipelines", []), "group-by": a.get("group_by"),

@@ -42,11 +42,12 @@ def field_line(d: FieldDiff) -> Line:
 
 
 def change_lines(c: Change) -> list[Line]:
-    head = c.address
+    notes = [f"Clara id {c.clara_id}"] if c.clara_id else []    # what Clara API scripts know it by
     if c.action == REPLACE and c.reason:
-        head += f" (must be replaced: {c.reason})"
+        notes.append(f"must be replaced: {c.reason}")
     elif c.action in (UPDATE, CREATE) and c.reason:   # a target's note, e.g. "restarts: dicom-adapter"
-        head += f" ({c.reason})"
+        notes.append(c.reason)
+    head = c.address + (f" ({'; '.join(notes)})" if notes else "")
     out = [Line(SYMBOL[c.action], STYLE[c.action], head)]
     if c.action == CREATE:
         fields = leaves(c.after or {})
