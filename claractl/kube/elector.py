@@ -8,6 +8,9 @@
 - **Expiry without clocks**: a candidate never compares the holder's `renewTime` with its own
   clock (nodes' clocks differ); it notes, on its own monotonic clock, when it last saw the lease
   record change, and counts the holder gone `leaseDurationSeconds` after that.
+- **A restarted holder takes over at once**: identities are `<pod>/<process>`; a holder with this
+  candidate's pod and another process is this container before it crashed and was restarted
+  (a pod's container restarts only after it exited), so its lease need not expire.
 - **Renew** every `lease_seconds / 3` (after a failure every `retry_seconds`); leadership is **lost** when no renewal succeeded for
   `2/3 × lease_seconds` — before any candidate can see the lease expire — so two leaders never
   act at once while clocks run at the same rate.
@@ -76,7 +79,7 @@ class LeaderElector:
         if record != self._observed:
             self._observed, self._observed_at = record, time.monotonic()
         duration = float(spec.get("leaseDurationSeconds") or self.lease_seconds)
-        expired = time.monotonic() - self._observed_at > duration
+        expired = time.monotonic() - self._observed_at > duration or self._predecessor(self.holder)
         if self.holder and self.holder != self.identity and not expired:
             return False
         transitions = int(spec.get("leaseTransitions") or 0) + (self.holder != self.identity)
@@ -93,6 +96,11 @@ class LeaderElector:
                  self.holder or "(nobody)")
         self.holder = self.identity
         return True
+
+    def _predecessor(self, holder: str) -> bool:
+        """The holder is an earlier process of this candidate's pod (see the module doc)."""
+        pod, sep, _process = self.identity.partition("/")
+        return bool(sep) and holder.startswith(pod + "/") and holder != self.identity
 
     def renew(self) -> bool:
         """Extend our lease; False when it is no longer ours (taken or deleted)."""

@@ -200,3 +200,14 @@ def test_the_lease_never_has_two_leaders_and_a_leader_whose_lease_was_taken_step
         stop.set()
         for t in threads:
             t.join(timeout=10)
+
+
+def test_a_restarted_leader_container_takes_its_lease_back_at_once_and_no_one_else_does(rest, namespace):
+    crashed = LeaderElector(rest, namespace, "clara-engine", "engine-pod-1/before", lease_seconds=60)
+    assert crashed.try_acquire()                              # then kill -9: no renewal, no release
+    other_pod = LeaderElector(rest, namespace, "clara-engine", "engine-pod-2/standby", lease_seconds=60)
+    assert not other_pod.try_acquire()                        # waits for the 60 s expiry
+    restarted = LeaderElector(rest, namespace, "clara-engine", "engine-pod-1/after", lease_seconds=60)
+    assert restarted.try_acquire()                            # the same pod's container, restarted
+    lease = rest.get(KINDS["Lease"], namespace, "clara-engine")["spec"]
+    assert lease["holderIdentity"] == "engine-pod-1/after" and lease["leaseTransitions"] == 1

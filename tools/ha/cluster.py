@@ -100,23 +100,29 @@ def leader_pod(rest, namespace: str) -> str | None:
     return holder.split("/", 1)[0] or None
 
 
-def kill_container(rest, namespace: str, pod: str) -> str:
+def kill_container(rest, namespace: str, pod: str, lose_node: bool = False) -> str:
     """kill -9 of the pod's container process, as an out-of-memory kill or a crash does (the pod
-    stays; its container restarts). Without access to the node's containerd: a forced deletion."""
+    stays; its container restarts). `lose_node`: as when the pod's node is lost — the process is
+    frozen (SIGSTOP: it can neither renew nor give up anything, nor see SIGTERM) and the pod
+    deleted at once; a new pod replaces it. Without access to the node's containerd both are a
+    pod deletion with no grace (the process then still gets SIGTERM)."""
     from claractl.kube.client import KINDS
     live = rest.get(KINDS["Pod"], namespace, pod)
     container_id = (((live or {}).get("status") or {}).get("containerStatuses") or [{}])[0].get("containerID", "")
     socket = KUBE_STATE / "containerd" / "containerd.sock"
+    done = f"forced deletion of {pod}"
     if container_id.startswith("containerd://") and socket.exists():
         tasks = subprocess.run(["ctr", "--address", str(socket), "-n", "k8s.io", "tasks", "ls"], capture_output=True,
                                text=True, check=True).stdout
         cid = container_id.split("//", 1)[1]
         pid = next(int(line.split()[1]) for line in tasks.splitlines()[1:] if line.split()[0] == cid)
-        os.kill(pid, signal.SIGKILL)
-        return f"kill -9 {pid} (container of {pod})"
+        os.kill(pid, signal.SIGSTOP if lose_node else signal.SIGKILL)
+        if not lose_node:
+            return f"kill -9 {pid} (container of {pod})"
+        done = f"SIGSTOP {pid} and forced deletion of {pod}"
     rest.call("DELETE", f"{KINDS['Pod'].collection(namespace)}/{pod}", f"delete Pod/{pod}",
               body={"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0})
-    return f"forced deletion of {pod}"
+    return done
 
 
 def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
