@@ -25,12 +25,13 @@ from pathlib import Path
 import kubernetes.client as k8s
 import pytest
 
+from claractl import __version__ as VERSION
 from claractl.kube.client import load_api_client
 from claractl.platform.config import PlatformConfig
 from claractl.platform.dicom.synthetic import make_ct_series
 from claractl.platform.engine.kubernetes_executor import KubernetesSettings
 from claractl.platform.engine.kubernetes_jobs import JOB_ID_LABEL, OPERATOR_LABEL
-from claractl.platform.engine.kubernetes_services import SERVICE_LABELS, KubernetesServiceLauncher
+from claractl.platform.engine.kubernetes_services import SERVICE_SELECTOR, KubernetesServiceLauncher
 from claractl.platform.engine.services import ServiceError, ServiceManager
 from claractl.platform.pdl_services import declared
 from cluster import BUSYBOX
@@ -51,7 +52,6 @@ services:
   triton: {{enabled: false}}
   render: {{enabled: false}}
 """
-SERVICE_SELECTOR = ",".join(f"{k}={v}" for k, v in sorted(SERVICE_LABELS.items()))
 BUSYBOX_IMAGE, BUSYBOX_TAG = BUSYBOX.rsplit(":", 1)
 
 
@@ -111,7 +111,7 @@ def test_clara_documented_workflow_through_the_platform_service(deployed, tmp_pa
     jobs = k8s.BatchV1Api(deployed.api).list_namespaced_job(
         deployed.namespace, label_selector=f"{JOB_ID_LABEL}={uuid.UUID(job_id)}").items
     assert {j.metadata.labels[OPERATOR_LABEL]: j.spec.template.spec.containers[0].image for j in jobs} == {
-        "dicom-reader": "claractl/dicom-reader:0.1.0", "summary": "claractl/platform:0.1.0"}
+        "dicom-reader": f"claractl/dicom-reader:{VERSION}", "summary": f"claractl/platform:{VERSION}"}
 
     # One job, one id: claractl (through the target) finds it by the id the Clara client got.
     code, out = cli(deployed.project, "jobs", "describe", job_id)
@@ -214,7 +214,7 @@ def test_a_service_whose_pod_cannot_start_fails_the_job_naming_the_reason(rest, 
     of this machine): an image nobody can pull is given up on, named, and its objects removed."""
     config = PlatformConfig(state_dir=str(payload_volume))
     settings = KubernetesSettings(namespace=namespace, data_claim="clara-platform-data",
-                                  operator_image="claractl/platform:0.1.0", data_root=payload_volume)
+                                  operator_image=f"claractl/platform:{VERSION}", data_root=payload_volume)
     manager = ServiceManager(config, KubernetesServiceLauncher(settings, rest, stuck_seconds=3), ready_timeout=120)
     definition = {"operators": [{"name": "ask", "services": [{
         "name": "model-server", "container": {"image": "localhost/claractl-test/no-such-image", "tag": "1"},

@@ -39,6 +39,7 @@ from claractl.platform.pdl_services import ServiceDecl
 DEPLOYMENT, SERVICE = KINDS["Deployment"], KINDS["Service"]
 SERVICE_KEY_LABEL = "claractl.dev/service-key"
 SERVICE_LABELS = {"app.kubernetes.io/name": "clara-pipeline-service", "app.kubernetes.io/managed-by": "claractl-platform"}
+SERVICE_SELECTOR = ",".join(f"{k}={v}" for k, v in sorted(SERVICE_LABELS.items()))   # every service's objects
 POLL = 1.0
 log = logging.getLogger("claractl.engine")
 
@@ -55,11 +56,10 @@ def remove_leftover_services(rest: Rest, namespace: str) -> list[str]:
     started none yet, and only one engine runs per namespace, so every one with our labels goes —
     an idle model server would otherwise hold its CPU/GPU until the project is destroyed.
     Returns "Kind/name" of what was deleted."""
-    selector = ",".join(f"{k}={v}" for k, v in sorted(SERVICE_LABELS.items()))
     deleted = []
     for kind in (SERVICE, DEPLOYMENT):
         try:
-            items = rest.list(kind, namespace, selector)
+            items = rest.list(kind, namespace, SERVICE_SELECTOR)
         except KubeError as exc:
             log.warning("recovery: leftover %ss of PDL services not checked: %s", kind.kind, exc)
             continue
@@ -149,8 +149,8 @@ class KubernetesServiceLauncher:
         except (KubeError, ExecutorError) as exc:
             raise ServiceError(str(exc)) from None
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "a") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} service {decl.name} started as "
+        with open(log_path, "a") as out:
+            out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} service {decl.name} started as "
                       f"Deployment {objects[0]['metadata']['name']}\n")
         return KubernetesService(rest, decl, objects, data_dir, self.stuck_seconds)
 
