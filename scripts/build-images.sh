@@ -157,67 +157,53 @@ except OSError:
 LOCAL_BASE_PACKAGES=python3,python3-venv,ca-certificates,passwd,libstdc++6
 MIRROR=${CLARA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${CLARA_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
-make_local_base() {
-  local recipe
-  recipe="bookworm essential merged-usr $LOCAL_BASE_PACKAGES $MIRROR $SECURITY_MIRROR"
-  base=localhost/claractl-base:bookworm-$(printf %s "$recipe" | sha256sum | cut -c1-12)
-  image_exists "$base" && return
+# debian_image REF PACKAGES CMD BINDIR LOGNAME [MMDEBSTRAP-ARG]...: the image REF made from Debian 12
+# with PACKAGES (mmdebstrap's essential variant: no apt, no docs), CMD as its command, BINDIR (if
+# any) first on PATH; made once (REF names the recipe's digest).
+debian_image() {
+  local ref=$1 packages=$2 cmd=$3 bindir=$4 logname=$5; shift 5
+  image_exists "$ref" && return
   command -v mmdebstrap >/dev/null || apt_install mmdebstrap ||
-    die "a local base needs mmdebstrap (apt-get install mmdebstrap), or give --base IMAGE"
-  log "making the local base image $base from Debian 12 packages (mmdebstrap, about a minute)"
+    die "a local base needs mmdebstrap (apt-get install mmdebstrap), or give a base image (--base IMAGE, CLARA_POSTGRES_BASE=IMAGE)"
+  log "making the local base image $ref from Debian 12 packages (mmdebstrap, about a minute)"
   mmdebstrap --quiet --variant=essential --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-    --aptopt='APT::Install-Recommends "false"' --include="$LOCAL_BASE_PACKAGES" \
+    --aptopt='APT::Install-Recommends "false"' --include="$packages" \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' "$@" \
     bookworm "$work/rootfs.tar" "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
-    "deb $SECURITY_MIRROR bookworm-security main" > "$logs/base.log" 2>&1 ||
-    { tail -20 "$logs/base.log" >&2; die "mmdebstrap failed (whole output: $logs/base.log)"; }
-  local path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+    "deb $SECURITY_MIRROR bookworm-security main" > "$logs/$logname.log" 2>&1 ||
+    { tail -20 "$logs/$logname.log" >&2; die "mmdebstrap failed (whole output: $logs/$logname.log)"; }
+  local path=${bindir:+$bindir:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   case $tool in
     buildah)
       local c; c=$(buildah from scratch)
       buildah add --quiet "$c" "$work/rootfs.tar" / >/dev/null
-      buildah config --env PATH=$path --env LANG=C.UTF-8 --cmd python3 "$c"
-      buildah commit --quiet --rm "$c" "$base" >/dev/null ;;
-    *) "$tool" import --change "ENV PATH=$path" --change "ENV LANG=C.UTF-8" --change 'CMD ["python3"]' \
-         "$work/rootfs.tar" "$base" >/dev/null ;;
+      buildah config --env PATH=$path --env LANG=C.UTF-8 --cmd "$cmd" "$c"
+      buildah commit --quiet --rm "$c" "$ref" >/dev/null ;;
+    *) "$tool" import --change "ENV PATH=$path" --change "ENV LANG=C.UTF-8" --change "CMD [\"$cmd\"]" \
+         "$work/rootfs.tar" "$ref" >/dev/null ;;
   esac
   rm -f "$work/rootfs.tar"
+}
+recipe_ref() {  # recipe_ref NAME RECIPE → localhost/NAME:bookworm-<digest of RECIPE>
+  printf 'localhost/%s:bookworm-%s' "$1" "$(printf %s "$2" | sha256sum | cut -c1-12)"
+}
+make_local_base() {
+  base=$(recipe_ref claractl-base "bookworm essential merged-usr $LOCAL_BASE_PACKAGES $MIRROR $SECURITY_MIRROR")
+  debian_image "$base" "$LOCAL_BASE_PACKAGES" python3 "" base
 }
 # PostgreSQL from Debian 12's package, arranged like the official image: user postgres is 999,
 # /var/lib/postgresql/data belongs to it, and no cluster is made (the chart's script runs initdb).
 PG_DEFAULT_BASE=docker.io/library/postgres:15-bookworm
 PG_LOCAL_PACKAGES=postgresql-15,passwd,ca-certificates
 make_local_pg_base() {
-  local recipe
-  recipe="bookworm essential merged-usr $PG_LOCAL_PACKAGES uid999 $MIRROR $SECURITY_MIRROR"
-  pg_base=localhost/claractl-postgresql-base:bookworm-$(printf %s "$recipe" | sha256sum | cut -c1-12)
-  image_exists "$pg_base" && return
-  command -v mmdebstrap >/dev/null || apt_install mmdebstrap ||
-    die "a local PostgreSQL base needs mmdebstrap (apt-get install mmdebstrap), or CLARA_POSTGRES_BASE=IMAGE"
-  log "making the local base image $pg_base from Debian 12's postgresql-15 (mmdebstrap, about a minute)"
-  mmdebstrap --quiet --variant=essential --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-    --aptopt='APT::Install-Recommends "false"' --include="$PG_LOCAL_PACKAGES" \
-    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+  pg_base=$(recipe_ref claractl-postgresql-base \
+    "bookworm essential merged-usr $PG_LOCAL_PACKAGES uid999 $MIRROR $SECURITY_MIRROR")
+  debian_image "$pg_base" "$PG_LOCAL_PACKAGES" postgres /usr/lib/postgresql/15/bin postgresql-base \
     --customize-hook='chroot "$1" sh -c "groupmod -g 999 postgres && usermod -u 999 -g 999 postgres"' \
     --customize-hook='rm -rf "$1"/var/lib/postgresql/15 "$1"/etc/postgresql/15' \
     --customize-hook='mkdir -p "$1"/var/lib/postgresql/data "$1"/var/run/postgresql' \
-    --customize-hook='chroot "$1" chown -R 999:999 /var/lib/postgresql /var/run/postgresql /var/log/postgresql' \
-    bookworm "$work/pg-rootfs.tar" "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
-    "deb $SECURITY_MIRROR bookworm-security main" > "$logs/postgresql-base.log" 2>&1 ||
-    { tail -20 "$logs/postgresql-base.log" >&2; die "mmdebstrap failed (whole output: $logs/postgresql-base.log)"; }
-  local path=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-  case $tool in
-    buildah)
-      local c; c=$(buildah from scratch)
-      buildah add --quiet "$c" "$work/pg-rootfs.tar" / >/dev/null
-      buildah config --env PATH=$path --env LANG=C.UTF-8 --cmd postgres "$c"
-      buildah commit --quiet --rm "$c" "$pg_base" >/dev/null ;;
-    *) "$tool" import --change "ENV PATH=$path" --change "ENV LANG=C.UTF-8" --change 'CMD ["postgres"]' \
-         "$work/pg-rootfs.tar" "$pg_base" >/dev/null ;;
-  esac
-  rm -f "$work/pg-rootfs.tar"
+    --customize-hook='chroot "$1" chown -R 999:999 /var/lib/postgresql /var/run/postgresql /var/log/postgresql'
 }
 
 base_args=()
