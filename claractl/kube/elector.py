@@ -157,7 +157,7 @@ class LeaderElector:
                           self.identity)
                 lost = True
                 break
-            except KubeError as exc:
+            except Exception as exc:  # noqa: BLE001 — whatever broke, an unrenewed lease must end the leadership
                 log.warning("leader election: renewal failed: %s", exc)
             if time.monotonic() - last_renewed > self.renew_deadline:
                 log.error("leader election: no renewal for %.0f s; %s steps down", self.renew_deadline, self.identity)

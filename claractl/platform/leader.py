@@ -119,12 +119,17 @@ class LeaderElected:
 
     def _start_components(self) -> None:
         t0 = time.monotonic()
-        for name, comp in self.make_components().items():
-            if self._stop.is_set():
-                break
-            comp.start()
-            self.components[name] = comp
-            log.info("leader: component %s started", name)
+        try:
+            for name, comp in self.make_components().items():
+                if self._stop.is_set():
+                    break
+                comp.start()
+                self.components[name] = comp
+                log.info("leader: component %s started", name)
+        except Exception:  # noqa: BLE001 — a leader without its engine must not keep the Lease
+            log.exception("leader: a component failed to start; exiting so that another replica leads")
+            self.on_lost()
+            return
         self.takeover_seconds = round(time.monotonic() - t0, 3)
 
     def _step_down(self) -> None:

@@ -211,3 +211,21 @@ def test_a_restarted_leader_container_takes_its_lease_back_at_once_and_no_one_el
     assert restarted.try_acquire()                            # the same pod's container, restarted
     lease = rest.get(KINDS["Lease"], namespace, "clara-engine")["spec"]
     assert lease["holderIdentity"] == "engine-pod-1/after" and lease["leaseTransitions"] == 1
+
+
+def test_a_leader_whose_engine_cannot_start_does_not_keep_the_lease(rest, namespace, tmp_path):
+    from claractl.platform.config import PlatformConfig
+
+    class Broken:
+        def start(self):
+            raise RuntimeError("the database is gone")
+
+    lost = threading.Event()
+    leader = LeaderElected(PlatformConfig(state_dir=str(tmp_path)), lambda: {"engine": Broken()}, on_lost=lost.set)
+    leader._elector = LeaderElector(rest, namespace, "clara-engine", leader.identity, lease_seconds=3, retry_seconds=0.2)
+    leader.start()
+    try:
+        wait(lambda: lost.is_set(), 20, "the leader to give up (the process exits; Kubernetes restarts it)")
+        assert "engine" not in leader.components
+    finally:
+        leader.stop(timeout=10)

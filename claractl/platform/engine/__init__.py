@@ -81,8 +81,7 @@ class Engine:
         # crash left before anything is admitted, so re-runs start from a clean slate.
         after_recovery = getattr(self.executor, "after_recovery", None)
         if after_recovery is not None:
-            deleted = after_recovery(self.store, frozenset(adopted)) if adopted else after_recovery(self.store)
-            self.recovered["leftover_jobs_deleted"] = len(deleted)
+            self.recovered["leftover_jobs_deleted"] = len(after_recovery(self.store, adopted=frozenset(adopted)))
         for job_id, with_jobs in adopted.items():
             self._run_job(job_id, adopt=with_jobs)
         self._stopping.clear()
