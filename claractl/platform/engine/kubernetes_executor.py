@@ -8,7 +8,8 @@ uses, mounted with `subPath` at the operator's PDL paths (inputs read-only), the
 resource requests and limits (cpu cores, memory MB → Mi, gpu → nvidia.com/gpu). The pod's log is
 copied into the operator log when the Job ends; cancel and timeout delete the Job (background
 propagation: its pods go too). At engine start, after recovery, the Jobs a crashed platform left
-are deleted (kubernetes_leftovers.py).
+are deleted (kubernetes_leftovers.py) — except those of the jobs a leader-elected engine adopts:
+it re-attaches to them (`adoptable`, `attach`; docs/kubernetes.md "High availability").
 
 Settings (from the platform Deployment's environment): CLARA_K8S_NAMESPACE,
 CLARA_K8S_DATA_CLAIM, CLARA_K8S_OPERATOR_IMAGE (the image for bundled `claractl/<name>` and
