@@ -356,3 +356,29 @@ def test_without_helm_the_kubernetes_target_says_how_to_get_it(cluster, namespac
         assert "Traceback" not in done.stderr
         assert "Helm is needed to render charts: install the `helm` binary or `pip install 'claractl[helm]'`" \
             in done.stderr
+
+
+def test_a_missing_namespace_is_created_owned_and_removed_by_destroy(cluster, api_client, tmp_path, monkeypatch):
+    """`target.kubernetes.namespace` and nothing else: apply makes the namespace (labelled as the
+    project's), destroy removes it last; a namespace someone else made is never touched (the
+    other tests run in such namespaces)."""
+    import uuid
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    namespace = f"ct-made-{uuid.uuid4().hex[:8]}"
+    root = tmp_path / "project"
+    root.mkdir()
+    write_project(root, namespace)
+    core = k8s.CoreV1Api(api_client)
+    try:
+        code, out = cli(root, "plan")
+        assert code == 0 and f"+ service.platform/Namespace/{namespace}" in out, out
+        code, out = cli(root, "apply", "--auto-approve")
+        assert code == 0, out
+        labels = core.read_namespace(namespace).metadata.labels
+        assert labels["claractl.dev/project"] == "radiology-ai"
+        assert cli(root, "plan", "--detailed-exitcode")[0] == 0
+        code, out = cli(root, "destroy", "--auto-approve")
+        assert code == 0 and "Destroy complete" in out, out
+        assert namespace not in {n.metadata.name for n in core.list_namespace().items}
+    finally:
+        cluster.delete_namespace(namespace)

@@ -87,3 +87,11 @@ def generated_secret(project: Project, service: str, name: str, key: str, value:
 
 def generated_token_secret(project: Project, token: str) -> DesiredObject:
     return generated_secret(project, "platform", TOKEN_SECRET, "token", token)
+
+
+def namespace_object(project: Project) -> DesiredObject:
+    """The project's namespace, when claractl makes it (it did not exist): labelled as the
+    project's, so `destroy` removes it; a namespace made by someone else is never managed."""
+    ns = namespace_of(project)
+    return DesiredObject("platform", {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": ns, "labels": {PROJECT_LABEL: project.name, SERVICE_LABEL: "platform", MANAGED_BY_LABEL: MANAGER}}})

@@ -1,9 +1,9 @@
 """How the kubernetes target orders, waits for and replaces objects — as data, kapp-style.
 
 - `CHANGE_GROUPS`: kind → group. Creates and updates run group by group (what others reference
-  first: RBAC, config, storage; then Services; then stateful backends (the PostgreSQL
-  StatefulSet); then the workloads that use them); deletes run the groups in reverse. Objects of
-  one group run in parallel.
+  first: the namespace claractl made; RBAC, config, storage; then Services; then stateful
+  backends (the PostgreSQL StatefulSet); then the workloads that use them); deletes run the
+  groups in reverse. Objects of one group run in parallel.
 - `WAITED_KINDS`: kinds an apply waits for (readiness rules in claractl/kube/wait.py).
 - `IMMUTABLE`: fields the API server refuses to change in place (422); a change to one plans as
   a replace (delete, wait until gone, create) with the reason shown.
@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 CHANGE_GROUPS = {
-    "Namespace": 0, "ServiceAccount": 0, "Role": 0, "RoleBinding": 0, "ConfigMap": 0, "Secret": 0,
-    "PersistentVolumeClaim": 0, "PodDisruptionBudget": 0, "Lease": 0,
-    "Service": 1, "Ingress": 1,
-    "StatefulSet": 2,                 # databases: ready before the workloads that connect to them
-    "Deployment": 3, "Job": 3,
+    "Namespace": 0,                   # only when claractl made it: created first, deleted last
+    "ServiceAccount": 1, "Role": 1, "RoleBinding": 1, "ConfigMap": 1, "Secret": 1,
+    "PersistentVolumeClaim": 1, "PodDisruptionBudget": 1, "Lease": 1,
+    "Service": 2, "Ingress": 2,
+    "StatefulSet": 3,                 # databases: ready before the workloads that connect to them
+    "Deployment": 4, "Job": 4,
 }
-LAST_GROUP = 3
+LAST_GROUP = 4
 
 WAITED_KINDS = ("Deployment", "StatefulSet", "Job")
 

@@ -45,7 +45,9 @@ from claractl.project.model import Project, Secret
 from claractl.targets.base import LockHeld, LockInfo, Target
 from claractl.targets.kubernetes import rules
 from claractl.targets.kubernetes.helm import HelmError
-from claractl.targets.kubernetes.manifests import desired_objects, generated_secret, generated_token_secret
+from claractl.targets.kubernetes.manifests import (
+    desired_objects, generated_secret, generated_token_secret, namespace_object,
+)
 from claractl.targets.kubernetes.values import POSTGRESQL_SECRET, TOKEN_SECRET, namespace_of, own_postgresql
 from claractl.targets.platform_objects import PlatformObjects
 
@@ -212,6 +214,16 @@ class KubernetesTarget(PlatformObjects, Target):
                                                      self._api_token())
             return self._client
 
+    def _namespace_owner(self) -> str | None:
+        """The project that owns the namespace ("" = made by someone else), None when it does not exist."""
+        try:
+            live = self.rest().get(KINDS["Namespace"], None, self.namespace)
+        except KubeError as exc:
+            raise TargetError(str(exc)) from None
+        if live is None:
+            return None
+        return ((live.get("metadata") or {}).get("labels") or {}).get(PROJECT_LABEL) or ""
+
     def _project_token(self) -> str | None:
         token = ((self.project.services or {}).get("platform") or {}).get("api-token")
         return plain(token) if token else None
@@ -240,6 +252,8 @@ class KubernetesTarget(PlatformObjects, Target):
                 raise TargetError(str(exc)) from None
             manifests = {o.address: o.manifest for o in objects}
             generated = []
+            if self._namespace_owner() in (None, self.project.name):     # missing, or made by claractl for us
+                generated.append(namespace_object(self.project))
             if not self._project_token():       # no token in the project: claractl makes one
                 generated.append(generated_token_secret(self.project, self._generated("token")
                                                         or secrets.token_urlsafe(32)))
@@ -276,11 +290,13 @@ class KubernetesTarget(PlatformObjects, Target):
                 state.add(ActualObject(address, self._live_fields(address, obj), labels.get(PROJECT_LABEL),
                                        unready=self._unready(obj)))
             # A name the project would create may be taken by hand or by another project: the plan
-            # must refuse it, so read those few by name (no reads when nothing is new).
+            # must refuse it, so read those few by name (no reads when nothing is new). The
+            # namespace, cluster-scoped, is no inventory kind: it is always read by name.
             for address, manifest in manifests.items():
                 if address in present or address in self._live:
                     continue
-                other = rest.get(KINDS[manifest["kind"]], self.namespace, manifest["metadata"]["name"])
+                kind = KINDS[manifest["kind"]]
+                other = rest.get(kind, self.namespace if kind.namespaced else None, manifest["metadata"]["name"])
                 if other is not None:
                     owner = ((other.get("metadata") or {}).get("labels") or {}).get(PROJECT_LABEL) or ""
                     state.add(ActualObject(address, self._live_fields(address, other), owner))
@@ -458,7 +474,7 @@ class KubernetesTarget(PlatformObjects, Target):
         if kind is None:
             raise TargetError(f"{address}: cannot delete a {kind_name} (not a kind claractl manages)")
         obj = {"apiVersion": kind.api_version, "kind": kind.kind,
-               "metadata": {"name": obj_name, "namespace": self.namespace}}
+               "metadata": {"name": obj_name, **({"namespace": self.namespace} if kind.namespaced else {})}}
         delete_object(self.rest(), obj, foreground=kind.kind in FOREGROUND_KINDS)
         if self.wait or change.action == REPLACE:      # a replace must wait: the name is reused
             wait_gone(self.rest(), obj, self.timeout, progress=lambda text: self.report(change, text))
@@ -471,6 +487,7 @@ class KubernetesTarget(PlatformObjects, Target):
     # ---- lock: a coordination.k8s.io Lease ------------------------------------------------
 
     def acquire_lock(self, holder: str) -> LockInfo:
+        self._ensure_namespace()                  # the Lease lives in it
         identity = re.sub(r"\s+pid\s+", "/pid-", holder).replace(" ", "-")
         lease = LeaseLock(self.rest(), self.namespace, self.project.name,
                           holder=f"{identity}/{os.urandom(4).hex()}", duration_seconds=LEASE_SECONDS)
@@ -488,6 +505,17 @@ class KubernetesTarget(PlatformObjects, Target):
         self._renewer = threading.Thread(target=self._renew, args=(lease,), name="lease-renew", daemon=True)
         self._renewer.start()
         return LockInfo(lease.holder, lease.holder, datetime.now(timezone.utc))
+
+    def _ensure_namespace(self) -> None:
+        """Create the project's namespace when it does not exist, labelled as the project's (the
+        plan then shows it as managed: `destroy` deletes it last)."""
+        if self._namespace_owner() is not None:
+            return
+        try:
+            apply_object(self.rest(), namespace_object(self.project).manifest)
+        except KubeError as exc:
+            raise TargetError(f"cannot create namespace {self.namespace!r}: {exc}") from None
+        self._manifests = None                    # render again: the namespace is ours now
 
     def _renew(self, lease: LeaseLock) -> None:
         # Applies can wait minutes for Deployments; keep the lease from expiring meanwhile.
