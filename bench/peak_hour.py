@@ -88,7 +88,7 @@ def overhead(result: Result) -> list[float]:
     return out
 
 
-def report(title: str, result: Result, width: float) -> dict:
+def report(title: str, result: Result, width: float, seconds: float) -> dict:
     rows = windows(result.records, result.samples, result.t0, width)
     print(f"\n== {title}")
     print(f"   load: {describe(result.plan)}")
@@ -105,7 +105,8 @@ def report(title: str, result: Result, width: float) -> dict:
               f"{fmt(row['platform_cpu'], '%'):>4} {fmt(row['machine_cpu'], '%'):>4}      | "
               f"{fmt(row['rss_mb'], 'MB'):>6} | {row['jobs_waiting'] or 0}/{row['exports_waiting'] or 0}/"
               f"{row['groups_open'] or 0}")
-    full = [r for r in rows if r["total"]]
+    # The curve's windows: those that end before the arrivals stop (the last ones only drain).
+    full = [r for r in rows if r["total"] and r["from"] + width <= seconds + 1] or [r for r in rows if r["total"]]
     first, last = (full[0]["total"][95], full[-1]["total"][95]) if full else (None, None)
     flat = bool(full) and last <= FLAT * first
     oh = overhead(result)
@@ -117,7 +118,7 @@ def report(title: str, result: Result, width: float) -> dict:
     for p in lost[:20]:
         print(f"     - {p}")
     if full:
-        print(f"   flat: {'yes' if flat else 'NO'} (p95 total, last window {last:.2f} s vs first {first:.2f} s: "
+        print(f"   flat: {'yes' if flat else 'NO'} (p95 total, last full window {last:.2f} s vs first {first:.2f} s: "
               f"{last / first:.2f}x, goal <= {FLAT}x)")
     if oh:
         print(f"   platform overhead per job (queue + run + export): median {statistics.median(oh):.2f} s, "
@@ -149,13 +150,14 @@ def main() -> None:
         print(f"   {stage:>6}: {STAGE_MEANING[stage]}")
     if args.baseline_minutes:
         report(f"baseline: 1x for {args.baseline_minutes:g} min", one_run(args, 1.0, args.baseline_minutes),
-               args.window)
+               args.window, args.baseline_minutes * 60)
     multiplier = args.multiplier
-    outcome = report(f"{multiplier:g}x for {args.minutes:g} min", one_run(args, multiplier, args.minutes), args.window)
+    outcome = report(f"{multiplier:g}x for {args.minutes:g} min", one_run(args, multiplier, args.minutes), args.window,
+                     args.minutes * 60)
     while args.find_knee and outcome["flat"] and not outcome["lost"]:
         multiplier *= 2
         outcome = report(f"{multiplier:g}x for {args.minutes:g} min", one_run(args, multiplier, args.minutes),
-                         args.window)
+                         args.window, args.minutes * 60)
     if args.find_knee:
         print(f"\nthe curve stops being flat at {multiplier:g}x "
               f"({multiplier * 225:.0f} studies/h) on this machine")

@@ -190,9 +190,19 @@ def test_the_lease_never_has_two_leaders_and_a_leader_whose_lease_was_taken_step
             assert sum(leading.values()) == 1 and leading[holder]
             time.sleep(0.05)
         # Someone else writes the Lease (as a candidate that saw it expire would): the leader notices.
-        live = rest.get(KINDS["Lease"], namespace, "clara-engine")
-        live["spec"]["holderIdentity"] = "intruder"
-        rest.call("PUT", f"{KINDS['Lease'].collection(namespace)}/clara-engine", "take the Lease", body=live)
+        # The leader renews every 0.1 s, so the intruder's write may lose the race (409): read again, as
+        # any client doing an optimistic update would.
+        def take_the_lease():
+            live = rest.get(KINDS["Lease"], namespace, "clara-engine")
+            live["spec"]["holderIdentity"] = "intruder"
+            try:
+                rest.call("PUT", f"{KINDS['Lease'].collection(namespace)}/clara-engine", "take the Lease", body=live)
+                return True
+            except KubeError as exc:
+                if "409" not in str(exc):
+                    raise
+                return False
+        wait(take_the_lease, 5, "the intruder's write to land between renewals")
         wait(lambda: lost == [holder], 5, "the old leader to step down")
         other = next(n for n in leading if n != holder) if len(leading) == 2 else ({"one", "two"} - {holder}).pop()
         wait(lambda: leading.get(other), 10, "the standby to take the Lease once the intruder does not renew")
