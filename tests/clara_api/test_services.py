@@ -88,10 +88,17 @@ def test_a_service_runs_for_its_jobs_shared_and_stops_when_idle(clara, tmp_path)
     pids = {s["answer"]["pid"] for s in seen}
     assert len(pids) == 1                                                    # one service for both jobs
     pid = next(iter(pids))
+
+    def stopped() -> bool:           # the sweep drops it from status first, then stops it (3 s grace)
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
     deadline = time.monotonic() + 30
-    while clara.platform.engine.status()["services"] and time.monotonic() < deadline:
+    while not (stopped() and not clara.platform.engine.status()["services"]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE   # idle: stopped
+    assert stopped()                                                         # idle: stopped
     assert clara.platform.engine.status()["services"] == []
 
 
