@@ -19,7 +19,7 @@ NOOP = single_op_pipeline("noop", "noop.py", [])
 
 
 @pytest.fixture
-def api(start_platform, database):
+def api(database, start_platform):          # database first: torn down after the platform stops
     return start_platform(database)
 
 
@@ -195,7 +195,7 @@ def test_health_metrics_config_and_openapi(api):
     assert "/api/v1/jobs/{job_id}/start" in spec["paths"] and "/api/v1/export-tasks/claim" in spec["paths"]
 
 
-def test_payload_retention_deletes_after_exports_finish(start_platform, database):
+def test_payload_retention_deletes_after_exports_finish(database, start_platform):
     api = start_platform(database, payload_retention=0)
     c = api.client
     c.put_pipeline("seg", NOOP, export=[{"agent": "ClaraSCU", "destinations": ["pacs"]}])

@@ -196,7 +196,7 @@ def test_immediate_job_runs_before_earlier_normal_ones_when_capacity_fits_one(st
     assert all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:])), "two jobs ran at once"
 
 
-def test_fifty_concurrent_jobs_each_run_exactly_once(start_platform, database, tmp_path):
+def test_fifty_concurrent_jobs_each_run_exactly_once(database, start_platform, tmp_path):
     p = start_platform(database, cpu=8, workers=4)
     ledger = tmp_path / "ledger"
     p.client.put_pipeline("count", pdl("count", [op("count", "count.py", [str(ledger), "/out"],
