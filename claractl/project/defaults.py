@@ -14,7 +14,7 @@ TARGET_DEFAULTS: dict[str, Any] = {
 SERVICE_DEFAULTS: dict[str, dict[str, Any]] = {
     "platform": {
         "api-host": "127.0.0.1", "api-port": 8765, "grpc-port": 50051, "workers": 2, "database": "sqlite",
-        "job-timeout": 600, "payload-retention": 86400,
+        "job-timeout": 600, "payload-retention": 86400, "service-idle": 60,
     },
     "dicom-adapter": {
         "enabled": True, "host": "0.0.0.0", "port": 11112, "ae-title": "CLARA", "max-associations": 25,

@@ -45,6 +45,7 @@ SERVICE_KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "audit.source-id": ("audit", "source_id"), "audit.site-id": ("audit", "site_id"),
         "workers": ("api", "workers"), "database": ("store", "database"),
         "job-timeout": ("engine", "job_timeout"), "payload-retention": ("engine", "payload_retention"),
+        "service-idle": ("engine", "service_idle"),
     },
     "dicom-adapter": {
         "enabled": ("dicom", "enabled"), "host": ("dicom", "host"), "port": ("dicom", "port"),

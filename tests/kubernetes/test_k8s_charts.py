@@ -131,6 +131,13 @@ def test_dicom_storage_settings_reach_the_platform_config():
             config["dicom"]["spool_segment_mb"]) == (90, 2048, 16)
 
 
+def test_engine_settings_reach_the_platform_config():
+    services = blueprint_services()
+    services["platform"].update({"job-timeout": 120, "payload-retention": 3600, "service-idle": 15})
+    engine = json.loads(by_name(render(services), "ConfigMap", "clara-platform")["data"]["platform.json"])["engine"]
+    assert (engine["job_timeout"], engine["payload_retention"], engine["service_idle"]) == (120, 3600, 15)
+
+
 def test_postgresql_url_travels_in_a_secret_never_in_the_configmap():
     services = edge_services()[1][1]
     applied = render(services, reveal=True)

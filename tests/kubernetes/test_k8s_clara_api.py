@@ -48,6 +48,7 @@ target:
   type: kubernetes
   kubernetes: {{namespace: {namespace}}}
 services:
+  platform: {{service-idle: 15}}     # the idle stop below (default 60 s); long enough for the second job to join
   dicom-adapter: {{enabled: false}}
   triton: {{enabled: false}}
   render: {{enabled: false}}
@@ -200,10 +201,10 @@ def test_pdl_service_runs_as_a_deployment_of_the_platform_and_stops_when_idle(de
     assert [p.metadata.uid for p in core.list_namespaced_pod(ns, label_selector=SERVICE_SELECTOR).items] \
         == [pod.metadata.uid]
 
-    # Idle for engine.service_idle (60 s): the platform deletes both objects, and says so.
+    # Idle for service-idle (15 s here): the platform deletes both objects, and says so.
     wait_for(lambda: not apps.list_namespaced_deployment(ns, label_selector=SERVICE_SELECTOR).items
              and not core.list_namespaced_service(ns, label_selector=SERVICE_SELECTOR).items,
-             150, "the idle service to be stopped", every=2)
+             90, "the idle service to be stopped", every=2)
     platform_pod = core.list_namespaced_pod(ns, label_selector="app.kubernetes.io/name=platform").items[0]
     log = core.read_namespaced_pod_log(platform_pod.metadata.name, ns)
     assert "stopped (idle)" in log and "service echo-service-" in log

@@ -24,3 +24,11 @@ def test_dicom_tls_settings_reach_the_platform_config_and_the_key_password_is_re
     assert services_from_config(config.to_dict(redact=False))["dicom-adapter"]["tls"] == tls
     shown = config.to_dict()            # what GET /config answers
     assert shown["dicom"]["tls_private_key_password"] == "(sensitive)" and "hunter2" not in str(shown)
+
+
+def test_engine_settings_reach_the_platform_config_and_read_back():
+    platform = {"job-timeout": 120, "payload-retention": 3600, "service-idle": 15}
+    config = config_with_services(PlatformConfig(), {"platform": platform})
+    assert (config.engine.job_timeout, config.engine.payload_retention, config.engine.service_idle) == (120, 3600, 15)
+    back = services_from_config(config.to_dict(redact=False))["platform"]
+    assert {k: back[k] for k in platform} == platform

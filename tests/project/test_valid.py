@@ -40,7 +40,7 @@ def test_service_and_target_defaults_are_filled_in(make_project) -> None:
     services = project.services
     assert services["platform"] == {"api-host": "127.0.0.1", "api-port": 8765, "grpc-port": 50051, "workers": 2,
                                     "database": "sqlite",
-                                    "job-timeout": 600, "payload-retention": 86400}
+                                    "job-timeout": 600, "payload-retention": 86400, "service-idle": 60}
     assert services["dicom-adapter"]["port"] == 104
     assert services["dicom-adapter"]["ae-title"] == "CLARA"
     assert services["dicom-adapter"]["max-associations"] == 25

@@ -103,7 +103,8 @@ def values_for(project: Project, reveal_secrets: bool = False) -> dict[str, dict
                 "workers": int(platform.get("workers", 2))},
         "database": _database_values(platform.get("database", "sqlite"), reveal_secrets),
         "engine": {"jobTimeout": platform.get("job-timeout", 600),
-                   "payloadRetention": platform.get("payload-retention", 86400)},
+                   "payloadRetention": platform.get("payload-retention", 86400),
+                   "serviceIdle": platform.get("service-idle", 60)},
         "dicom": {
             "enabled": "dicom-adapter" in enabled,
             "port": int(dicom.get("port", 11112)),
