@@ -41,29 +41,29 @@ def in_flight(run: Run) -> str:
 
 def test_platform_killed_with_sigkill_mid_load_and_started_again(tmp_path):
     def fault(run: Run) -> None:
-        time.sleep(15)
-        what = wait_for(lambda: in_flight(run), timeout=30, interval=0.005)
+        time.sleep(10)
+        what = wait_for(lambda: in_flight(run), timeout=15, interval=0.005)
         run.rig.kill9()
         run.note(f"platform killed with SIGKILL ({what})")
         time.sleep(3)
         run.rig.start()
         run.note("platform started again")
 
-    result = run_peak(tmp_path, duration=45, during=fault, **LOAD)
+    result = run_peak(tmp_path, duration=30, during=fault, **LOAD)
     assert_nothing_lost(result)
     assert any(r.study.resent or r.study.attempts > 1 for r in result.records)   # senders were cut off
 
 
 def test_postgresql_restarted_mid_load(tmp_path, throwaway_postgres):
     def fault(run: Run) -> None:
-        time.sleep(15)
+        time.sleep(10)
         throwaway_postgres.stop()
         run.note("PostgreSQL stopped")
         time.sleep(5)
         throwaway_postgres.start()
         run.note("PostgreSQL started again")
 
-    result = run_peak(tmp_path, duration=45, database=throwaway_postgres.url, during=fault, **LOAD)
+    result = run_peak(tmp_path, duration=30, database=throwaway_postgres.url, during=fault, **LOAD)
     assert_nothing_lost(result)
 
 
@@ -93,7 +93,7 @@ def test_disk_filling_up_refuses_with_out_of_resources_then_resumes(tmp_path, sm
         balloon.unlink()
         run.note("space freed")
 
-    result = run_peak(tmp_path, duration=45, dicom={"watermark_percent": 85, "spool_segment_mb": 8}, during=fault,
+    result = run_peak(tmp_path, duration=35, dicom={"watermark_percent": 85, "spool_segment_mb": 8}, during=fault,
                       **LOAD)
     assert any("OutOfResources" in p for r in result.records for p in r.study.problems)
     assert_nothing_lost(result)
@@ -124,7 +124,7 @@ def test_pacs_down_for_a_while_then_every_result_delivered(tmp_path):
         run.pacs.start()
         run.note("PACS back")
 
-    result = run_peak(tmp_path, duration=45, during=fault, dashboard=True, **LOAD)
+    result = run_peak(tmp_path, duration=30, during=fault, dashboard=True, **LOAD)
     assert_nothing_lost(result)
 
 
@@ -149,7 +149,7 @@ def test_a_sender_stalling_mid_instance_times_out_alone(tmp_path):
         finally:
             peer.close()
 
-    result = run_peak(tmp_path, duration=40, dicom={"network_timeout": 10}, during=fault, **LOAD)
+    result = run_peak(tmp_path, duration=25, dicom={"network_timeout": 10}, during=fault, **LOAD)
     assert_nothing_lost(result)
     assert any("aborted after" in n for n in result.notes), result.notes
     state = tmp_path / "state"
