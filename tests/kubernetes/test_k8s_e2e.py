@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import kubernetes.client as k8s
@@ -25,6 +24,7 @@ from typer.testing import CliRunner
 
 from claractl.cli.main import app
 from tests.ports import free_port, wait_listening
+from tools.ha.cluster import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 # How pods reach this machine (the test cluster's bridge address), and the address the DICOM
@@ -66,16 +66,6 @@ def make_project(root: Path, namespace: str, pacs_port: int) -> Path:
     assert f"namespace: {namespace}" in text and str(pacs_port) in text
     (project / "clara.yaml").write_text(text)
     return project
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(every)
 
 
 def test_ct_segmentation_on_the_cluster_from_init_to_destroy(cluster, api_client, namespace, storescp, tmp_path):

@@ -6,10 +6,13 @@ is not re-created and the job finishes once."""
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import time
 
 import pytest
+from cluster import BUSYBOX
+from conftest import kubernetes_platform
 
 from claractl.kube.client import KINDS
 from claractl.kube.elector import LeaderElector
@@ -19,9 +22,10 @@ from claractl.platform.engine.inference_hook import InferenceHook
 from claractl.platform.engine.kubernetes_executor import KubernetesExecutor
 from claractl.platform.leader import LeaderElected
 from claractl.platform.store.models import Job, OperatorRun
-from cluster import BUSYBOX
-from conftest import kubernetes_platform
 from tests.ports import served
+from tools.ha.cluster import wait_for
+
+wait = functools.partial(wait_for, every=0.05)    # the leases here last seconds: look often
 
 LEASE_SECONDS = 3.0
 PIPELINE = f"""api-version: 0.6.0
@@ -93,14 +97,6 @@ def engines(rest, namespace, payload_volume):
         for replica in (a, b):
             replica.leader.stop(timeout=20)
     store.dispose()
-
-
-def wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
 
 
 def start_job(client):
