@@ -118,7 +118,8 @@ class Setup:
         wait_for(lambda: any(j["state"] == "RUNNING" for j in self.jobs()), 120, "a running job", every=0.5)
         pods = [p for p in self.rest.list(KINDS["Pod"], self.namespace, "app.kubernetes.io/name=platform")
                 if not p["metadata"].get("deletionTimestamp")]
-        pod = leader_pod(self.rest, self.namespace) if self.ha else pods[0]["metadata"]["name"]
+        pod = (wait_for(lambda: leader_pod(self.rest, self.namespace), 30, "the engine leader", every=0.2) if self.ha
+               else pods[0]["metadata"]["name"])
         kill_container(self.rest, self.namespace, pod, lose_node=how == "delete")
         killed = time.time()
         admitted = wait_for(lambda: min((t for t in map(started, self.jobs()) if t and t > killed), default=None),

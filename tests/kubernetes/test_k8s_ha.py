@@ -120,8 +120,9 @@ def test_nothing_is_lost_or_done_twice_through_a_rolling_apply_a_deleted_receive
                  120, "a replacement receiver")
 
         # (c) kill -9 of the engine leader while a job runs.
-        leader = leader_pod(rest, namespace)
         wait_for(lambda: any(j["state"] == "RUNNING" for j in jobs(project)), 60, "a running job", every=0.5)
+        # Read now: just after the rolling apply the Lease can be between holders for a moment.
+        leader = wait_for(lambda: leader_pod(rest, namespace), 30, "the engine leader", every=0.2)
         kill_container(rest, namespace, leader)
         killed_at = time.time()
         wait_for(lambda: any(j["started_at"] and _ts(j["started_at"]) > killed_at for j in jobs(project)), 120,

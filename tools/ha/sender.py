@@ -22,6 +22,7 @@ from claractl.platform.dicom.synthetic_studies import StudyFactory
 from tools.peak_load.senders import PEER_ENV, STORESCU, is_acknowledged, storescu_responses
 
 RETRY_DELAY = 1.0
+ECHOSCU = "/usr/bin/echoscu"          # dcmtk's, like STORESCU
 
 
 @dataclass
@@ -74,10 +75,26 @@ class SteadySender:
         self._thread: threading.Thread | None = None
         self._settle_until = 0.0
 
-    def start(self) -> "SteadySender":
+    def start(self, reachable_within: float = 60.0) -> "SteadySender":
+        self._wait_reachable(reachable_within)
         self._thread = threading.Thread(target=self._run, name="steady-sender", daemon=True)
         self._thread.start()
         return self
+
+    def _wait_reachable(self, timeout: float) -> None:
+        """Until a C-ECHO is answered, as a modality is switched on only once its peer answers. A
+        Service whose pods just became Ready can refuse TCP for a moment (kube-proxy not yet
+        programmed): that is before the go-live, not part of what the sender measures."""
+        deadline = time.monotonic() + timeout
+        while True:
+            echo = subprocess.run([ECHOSCU, "-aet", self.calling_ae, "-aec", self.called_ae, self.host,
+                                   str(self.port)], capture_output=True, text=True, timeout=30, env=PEER_ENV)
+            if echo.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.called_ae}@{self.host}:{self.port} did not answer a C-ECHO within "
+                                   f"{timeout:.0f} s: {echo.stdout.strip()} {echo.stderr.strip()}"[:500])
+            time.sleep(0.2)
 
     def stop(self, settle: float = 120.0) -> None:
         """No new studies; keep resending unacknowledged ones for up to `settle` s."""
