@@ -32,6 +32,8 @@ def _peer(text: str, tls: bool = False, ca: Optional[Path] = None, cert: Optiona
         raise typer.BadParameter(str(exc))
     if not (tls or ca or cert or key):
         return peer
+    if bool(cert) != bool(key):
+        raise typer.BadParameter("--tls-cert and --tls-key go together (a client certificate needs its key)")
     try:
         context = peer_context(str(ca or ""), str(cert or ""), str(key or ""))
     except TlsConfigError as exc:

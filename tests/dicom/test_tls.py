@@ -98,7 +98,7 @@ def test_an_unusable_certificate_stops_the_start_naming_the_file(platform, pki, 
     with_tls(config, pki)
     config.dicom.tls_private_key = str(tmp_path / "missing.key")
     a = DicomAdapter(config, store, export_agent=False)
-    with pytest.raises(TlsConfigError, match="missing.key"):
+    with pytest.raises(TlsConfigError, match="^dicom-adapter tls: .*missing.key"):
         a.start()
     assert a.status()["running"] is False
 
@@ -244,9 +244,11 @@ def test_claractl_dicom_send_and_echo_over_tls(platform, pki, ct5):
                                    "CLARATEST", "--json", *tls])
         echoed = runner.invoke(app, ["--no-color", "dicom", "echo", to, "--calling-ae", "CLARATEST", *tls])
         untrusted = runner.invoke(app, ["--no-color", "dicom", "echo", to, "--calling-ae", "CLARATEST", "--tls"])
+        keyless = runner.invoke(app, ["--no-color", "dicom", "echo", to, "--tls-cert", str(pki.client.cert)])
     finally:
         a.stop()
     assert sent.exit_code == 0, sent.output
     assert json.loads(sent.output)["accepted"] == len(ct5)
     assert echoed.exit_code == 0 and "0x0000 Success" in echoed.output
     assert untrusted.exit_code == 1 and "certificate verify failed" in " ".join(untrusted.output.split())
+    assert keyless.exit_code == 2 and "--tls-cert and --tls-key go together" in " ".join(keyless.output.split())

@@ -17,20 +17,20 @@ class TlsConfigError(ValueError):
     """The TLS settings cannot be used; the message names the file and the setting."""
 
 
-def _load_chain(ctx: ssl.SSLContext, certificate: str, key: str, password: str | None = None) -> None:
+ADAPTER = "dicom-adapter tls"      # how errors name the project-file settings they come from
+
+
+def _load_chain(ctx: ssl.SSLContext, certificate: str, key: str, password: str | None, where: str) -> None:
     try:
         ctx.load_cert_chain(certificate, key, password=password or None)
     except (OSError, ssl.SSLError) as exc:
-        raise TlsConfigError(f"TLS: cannot use certificate {certificate} with key "
+        raise TlsConfigError(f"{where}: cannot use certificate {certificate} with key "
                              f"{key}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def _load_ca(ctx: ssl.SSLContext, settings: DicomSettings) -> None:
-    try:
-        ctx.load_verify_locations(cafile=settings.tls_ca_certificates)
-    except (OSError, ssl.SSLError) as exc:
-        raise TlsConfigError(f"dicom-adapter tls: cannot read CA certificates {settings.tls_ca_certificates}: "
-                             f"{getattr(exc, 'strerror', None) or exc}") from None
+def _ca_error(where: str, ca_certificates: str, exc: Exception) -> TlsConfigError:
+    return TlsConfigError(f"{where}: cannot read CA certificates {ca_certificates}: "
+                          f"{getattr(exc, 'strerror', None) or exc}")
 
 
 def server_context(settings: DicomSettings) -> ssl.SSLContext:
@@ -40,11 +40,14 @@ def server_context(settings: DicomSettings) -> ssl.SSLContext:
         raise TlsConfigError("dicom-adapter tls: a TLS port needs certificate and private-key")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    _load_chain(ctx, settings.tls_certificate, settings.tls_private_key, settings.tls_private_key_password)
+    _load_chain(ctx, settings.tls_certificate, settings.tls_private_key, settings.tls_private_key_password, ADAPTER)
     if settings.tls_verify_clients and not settings.tls_ca_certificates:
         raise TlsConfigError("dicom-adapter tls: verify-clients needs ca-certificates to verify them with")
     if settings.tls_ca_certificates:
-        _load_ca(ctx, settings)
+        try:
+            ctx.load_verify_locations(cafile=settings.tls_ca_certificates)
+        except (OSError, ssl.SSLError) as exc:
+            raise _ca_error(ADAPTER, settings.tls_ca_certificates, exc) from None
         ctx.verify_mode = ssl.CERT_REQUIRED if settings.tls_verify_clients else ssl.CERT_OPTIONAL
     return ctx
 
@@ -53,21 +56,20 @@ def client_context(settings: DicomSettings) -> ssl.SSLContext:
     """For exports to TLS destinations: the destination's certificate verified (CA bundle, else
     the system's) including its host name or address; our certificate offered when we have one."""
     return peer_context(settings.tls_ca_certificates, settings.tls_certificate, settings.tls_private_key,
-                        settings.tls_private_key_password)
+                        settings.tls_private_key_password, where=ADAPTER)
 
 
 def peer_context(ca_certificates: str = "", certificate: str = "", private_key: str = "",
-                 password: str | None = None) -> ssl.SSLContext:
+                 password: str | None = None, where: str = "TLS") -> ssl.SSLContext:
     """A client context: the peer verified against `ca_certificates` (else the system's CAs), our
-    certificate offered when given (also `claractl dicom echo|send --tls`)."""
+    certificate offered when given (also `claractl dicom echo|send --tls`). Errors start with `where`."""
     try:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_certificates or None)
     except (OSError, ssl.SSLError) as exc:
-        raise TlsConfigError(f"cannot read CA certificates {ca_certificates}: "
-                             f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise _ca_error(where, ca_certificates, exc) from None
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if certificate and private_key:
-        _load_chain(ctx, certificate, private_key, password)
+        _load_chain(ctx, certificate, private_key, password, where)
     return ctx
 
 
